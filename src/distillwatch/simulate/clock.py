@@ -58,14 +58,20 @@ class Window:
         return cls(parsed.timestamp(), days)
 
 
+_MINUTE_PREFIX: dict[int, str] = {}
+
+
 def iso(ts: float) -> str:
     """Render epoch seconds as RFC 3339 UTC with milliseconds, e.g. ``2026-04-20T08:15:02.123Z``."""
-    whole = int(ts)
-    millis = int(round((ts - whole) * 1000))
-    if millis == 1000:
-        whole, millis = whole + 1, 0
-    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=whole)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{millis:03d}Z"
+    millis_total = int(round(ts * 1000))
+    minute, millis = divmod(millis_total, 60_000)
+    prefix = _MINUTE_PREFIX.get(minute)
+    if prefix is None:
+        moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(minutes=minute)
+        prefix = _MINUTE_PREFIX[minute] = f"{moment:%Y-%m-%dT%H:%M:}"
+        if len(_MINUTE_PREFIX) > 200_000:
+            _MINUTE_PREFIX.clear()
+    return f"{prefix}{millis // 1000:02d}.{millis % 1000:03d}Z"
 
 
 def is_weekend(ts: float, utc_offset_hours: float = 0.0) -> bool:

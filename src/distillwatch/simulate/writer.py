@@ -67,6 +67,28 @@ EXCHANGE_ARROW_SCHEMA = pa.schema([
 ])
 
 
+# Tool definitions are long-lived objects shared by many requests: convert each once. The
+# cached entry keeps the object itself so a recycled id() can never return a stale result.
+_TOOL_CACHE: dict[int, tuple[dict, dict]] = {}
+
+
+def _parquet_tool(tool: dict) -> dict:
+    function = tool["function"]
+    cached = _TOOL_CACHE.get(id(function))
+    if cached is not None and cached[0] is function:
+        return cached[1]
+    converted = {
+        "type": tool.get("type", "function"),
+        "function": {
+            "name": function.get("name"),
+            "description": function.get("description"),
+            "parameters": orjson.dumps(function.get("parameters")).decode(),
+        },
+    }
+    _TOOL_CACHE[id(function)] = (function, converted)
+    return converted
+
+
 def _for_parquet(exchange: dict) -> dict:
     """Parquet has no union types: free-form JSON becomes JSON text, content parts become text."""
     request = exchange["request"]
@@ -77,17 +99,7 @@ def _for_parquet(exchange: dict) -> dict:
                 part.get("text", "") for part in content if isinstance(part, dict)
             )
     if request.get("tools"):
-        request["tools"] = [
-            {
-                "type": tool.get("type", "function"),
-                "function": {
-                    "name": tool["function"].get("name"),
-                    "description": tool["function"].get("description"),
-                    "parameters": orjson.dumps(tool["function"].get("parameters")).decode(),
-                },
-            }
-            for tool in request["tools"]
-        ]
+        request["tools"] = [_parquet_tool(tool) for tool in request["tools"]]
     return exchange
 
 

@@ -57,6 +57,7 @@ class SupportBot(Population):
     def setup(self):
         rng, world = self.rng, self.world
         self._bots = []
+        self._scripts: dict[str, tuple[str, list[str]]] = {}
         for domain_name in self.knobs["domains"]:
             domain = world.corpus.tau2[domain_name]
             org = world.ids.organization()
@@ -69,6 +70,18 @@ class SupportBot(Population):
             self._bots.append((account, domain, network))
         return self.accounts
 
+    def _script(self, task) -> tuple[str, list[str]]:
+        """The customer's opening and follow-ups for a task, in the first person (cached)."""
+        script = self._scripts.get(task.task_id)
+        if script is None:
+            opening = first_person(f"Hi. {task.known_info} {task.reason_for_call}"
+                                   .replace("\n", " "))
+            followups = [first_person(s.strip())
+                         for s in re.split(r"(?<=[.!?])\s+|\n+", task.task_instructions)
+                         if len(s.strip()) > 20]
+            script = self._scripts[task.task_id] = (opening, followups)
+        return script
+
     def plan_day(self, day: int, sink: EventSink) -> None:
         world, rng = self.world, self.rng
         curve = DailyCurve(GLOBAL_PRODUCT_DAY, -5.0)
@@ -76,11 +89,9 @@ class SupportBot(Population):
             params = ChatParams(system=domain.policy, temperature=0.0, max_tokens=1024)
             for _ in range(poisson(rng, self.knobs["conversations_per_day"])):
                 task = rng.choice(domain.tasks)
-                opening = personalise(rng, first_person(
-                    f"Hi. {task.known_info} {task.reason_for_call}".replace("\n", " ")))
-                followups = [personalise(rng, first_person(s.strip()))
-                             for s in re.split(r"(?<=[.!?])\s+|\n+", task.task_instructions)
-                             if len(s.strip()) > 20][: rng.randint(0, 3)]
+                opening, followups = self._script(task)
+                opening = personalise(rng, opening)
+                followups = [personalise(rng, f) for f in followups[: rng.randint(0, 3)]]
                 plan_agent_run(
                     world, sink, rng, account, tools=domain.tools,
                     user_turns=[opening, *followups], final_replies=(),
