@@ -44,9 +44,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from distillwatch.cli import data, simulate
+    from distillwatch.cli import data, demo, evaluate, simulate
 
-    for module in (simulate, data):
+    for module in (demo, simulate, evaluate, data):
         module.register(app)
 
 

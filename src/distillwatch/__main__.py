@@ -1,0 +1,5 @@
+"""``python -m distillwatch`` is the ``distillwatch`` command."""
+
+from distillwatch.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Writing scan results in the output contract (shared/schema/scan-output.md)."""
