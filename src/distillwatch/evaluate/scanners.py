@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from distillwatch.exceptions import DistillwatchConfigError
+from distillwatch.plugins import check_options, lookup
 
 
 class Scanner(ABC):
@@ -31,11 +32,7 @@ class Scanner(ABC):
     DEFAULT_PARAMS: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **params: Any) -> None:
-        unknown = sorted(set(params) - set(self.DEFAULT_PARAMS))
-        if unknown:
-            raise DistillwatchConfigError(
-                f"Scanner '{self.NAME}' has no parameter(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(self.DEFAULT_PARAMS)) or 'none'}")
+        check_options("scanner", self.NAME, params, self.DEFAULT_PARAMS, word="parameter")
         self.params = dict(self.DEFAULT_PARAMS)
         for key, value in params.items():
             default = self.DEFAULT_PARAMS[key]
@@ -68,8 +65,4 @@ def get_scanner(name: str, **params: Any) -> Scanner:
     Raises:
         DistillwatchConfigError: If no scanner has that id, or a parameter is invalid.
     """
-    known = _registry()
-    if name not in known:
-        raise DistillwatchConfigError(
-            f"Scanner '{name}' not found; known scanners: {', '.join(sorted(known))}")
-    return known[name](**params)
+    return lookup(_registry(), name, "scanner")(**params)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from distillwatch.exceptions import DistillwatchConfigError
+from distillwatch.plugins import check_options
 from distillwatch.simulate.accounts import CONSUMER_EMAIL_DOMAINS, EDU_EMAIL_DOMAINS, Account
 from distillwatch.simulate.clock import DAY, HOUR, DailyCurve, poisson
 from distillwatch.simulate.context import WorldContext
@@ -63,11 +64,8 @@ class CampaignSpec:
                 f"Campaign {data['id']}: unknown capability {', '.join(bad)}; "
                 f"known: {', '.join(CAPABILITIES)}", source)
         for name, knobs in (data.get("tactics") or {}).items():
-            unknown_knobs = sorted(set(knobs or {}) - set(get_tactic(name).DEFAULT_KNOBS))
-            if unknown_knobs:
-                raise DistillwatchConfigError(
-                    f"Campaign {data['id']}: tactic '{name}' has no knob(s) "
-                    f"{', '.join(unknown_knobs)}", source)
+            check_options("tactic", name, knobs or {}, get_tactic(name).DEFAULT_KNOBS,
+                          source=f"{source}: campaign {data['id']}")
         return cls(str(data["id"]), str(data.get("name", data["id"])), int(data["accounts"]),
                    {k: float(v) for k, v in data["capabilities"].items()},
                    {k: dict(v or {}) for k, v in (data.get("tactics") or {}).items()},

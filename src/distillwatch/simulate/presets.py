@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from distillwatch.exceptions import DistillwatchConfigError
+from distillwatch.plugins import check_options
 from distillwatch.simulate.campaign import CampaignSpec
 from distillwatch.simulate.populations.registry import get_population
 
@@ -66,12 +67,8 @@ def load_preset(name_or_path: str) -> Preset:
             source)
     populations = data.get("populations") or {}
     for population, knobs in populations.items():
-        cls = get_population(population)
-        unknown_knobs = sorted(set(knobs or {}) - set(cls.DEFAULTS))
-        if unknown_knobs:
-            raise DistillwatchConfigError(
-                f"Population '{population}' has no knob(s) {', '.join(unknown_knobs)}; "
-                f"known: {', '.join(sorted(cls.DEFAULTS))}", source)
+        check_options("population", population, knobs or {},
+                      get_population(population).DEFAULTS, source=source)
     days = int(data.get("days", 7))
     release_day = int(data.get("release_day", max(1, int(days * 0.6))))
     if not 0 < release_day < days:

@@ -34,15 +34,12 @@ class ContentAgency(Population):
 
     def setup(self):
         rng, world = self.rng, self.world
-        org, payment = world.ids.organization(), world.ids.payment()
         self._network = HomeNetwork(rng, world.networks.pick(rng, "business", "GB"), 2,
                                     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) "
                                     "AppleWebKit/605.1.15 Safari/605.1.15", same_subnet=True)
         self._curve = DailyCurve(OFFICE_DAY, country_offset("GB"))
-        for _ in range(self.knobs["accounts"]):
-            self.new_account(country="GB", signup_channel="self_serve", organization_id=org,
-                             payment=payment, email_domain="brightline-content.co.uk",
-                             verified=True, tier="tier-3")
+        self.new_team(self.knobs["accounts"], country="GB", signup_channel="self_serve",
+                      email_domain="brightline-content.co.uk", tier="tier-3")
         self._briefs: list[str] = []
         return self.accounts
 

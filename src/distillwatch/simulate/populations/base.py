@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from distillwatch.exceptions import DistillwatchConfigError
+from distillwatch.plugins import check_options
 from distillwatch.simulate.accounts import (
     CONSUMER_EMAIL_DOMAINS,
     EDU_EMAIL_DOMAINS,
@@ -43,12 +43,7 @@ class Population(ABC):
     DEFAULTS: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, world: WorldContext, **knobs: Any) -> None:
-        unknown = sorted(set(knobs) - set(self.DEFAULTS))
-        if unknown:
-            raise DistillwatchConfigError(
-                f"Population '{self.NAME}' has no knob(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(self.DEFAULTS))}"
-            )
+        check_options("population", self.NAME, knobs, self.DEFAULTS)
         self.world = world
         self.knobs: dict[str, Any] = {**self.DEFAULTS, **knobs}
         self.rng = world.rng("population", self.NAME)
@@ -103,6 +98,17 @@ class Population(ABC):
         )
         self.accounts.append(account)
         return account
+
+    def new_team(self, count: int, *, country: str, email_domain: str, tier: str,
+                 signup_channel: str = "enterprise", **fields: Any) -> list[Account]:
+        """``count`` verified accounts of one organisation, paying with one instrument."""
+        organization, payment = self.world.ids.organization(), self.world.ids.payment()
+        return [
+            self.new_account(country=country, signup_channel=signup_channel,
+                             organization_id=organization, payment=payment,
+                             email_domain=email_domain, verified=True, tier=tier, **fields)
+            for _ in range(count)
+        ]
 
 
 class HomeNetwork:

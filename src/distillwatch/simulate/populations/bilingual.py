@@ -31,16 +31,13 @@ class BilingualTeam(Population):
         self.language = max(sorted(candidates), key=candidates.get) if candidates else "es"
         country = LANGUAGE_COUNTRIES.get(self.language, ("ES",))[0]
         country = country if country in COUNTRIES else "ES"
-        org, payment = world.ids.organization(), world.ids.payment()
         system = world.networks.pick(rng, "business", country)
         self._network = HomeNetwork(rng, system, 2, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) "
                                     "AppleWebKit/537.36 Chrome/139.0 Safari/537.36",
                                     same_subnet=True)
         self._curve = DailyCurve(OFFICE_DAY, country_offset(country))
-        for _ in range(self.knobs["accounts"]):
-            self.new_account(country=country, signup_channel="self_serve", organization_id=org,
-                             payment=payment, email_domain="lumen-studio.com", verified=True,
-                             tier="tier-2")
+        self.new_team(self.knobs["accounts"], country=country, signup_channel="self_serve",
+                      email_domain="lumen-studio.com", tier="tier-2")
         return self.accounts
 
     def plan_day(self, day: int, sink: EventSink) -> None:

@@ -30,12 +30,8 @@ class EvaluationVendor(Population):
 
     def setup(self):
         rng, world = self.rng, self.world
-        org = world.ids.organization()
-        payment = world.ids.payment()
-        for _ in range(self.knobs["accounts"]):
-            self.new_account(country="GB", signup_channel="enterprise", organization_id=org,
-                             payment=payment, email_domain="evalworks.ai", verified=True,
-                             tier="scale", keys=2)
+        self.new_team(self.knobs["accounts"], country="GB", email_domain="evalworks.ai",
+                      tier="scale", keys=2)
         self._network = ServiceNetwork(rng, world.networks.pick(rng, "hosting"), 4,
                                        "lm-eval-harness/0.4.13 python-httpx/0.28.1")
         corpus = world.corpus

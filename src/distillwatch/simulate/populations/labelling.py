@@ -35,12 +35,8 @@ class LabellingPipeline(Population):
 
     def setup(self):
         rng, world = self.rng, self.world
-        org = world.ids.organization()
-        payment = world.ids.payment()
-        for _ in range(self.knobs["accounts"]):
-            self.new_account(country="IN", signup_channel="enterprise", organization_id=org,
-                             payment=payment, email_domain="annotate.io", verified=True,
-                             tier="tier-4")
+        self.new_team(self.knobs["accounts"], country="IN", email_domain="annotate.io",
+                      tier="tier-4")
         self._network = ServiceNetwork(rng, world.networks.pick(rng, "hosting"), 3,
                                        "label-worker/3.2 python-requests/2.32.3")
         self._items: list[tuple[str, str]] = []

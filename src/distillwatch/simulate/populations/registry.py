@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from distillwatch.exceptions import DistillwatchConfigError
+from distillwatch.plugins import lookup
 from distillwatch.simulate.populations.agency import ContentAgency
 from distillwatch.simulate.populations.base import Population
 from distillwatch.simulate.populations.bilingual import BilingualTeam
@@ -29,9 +29,4 @@ def get_population(name: str) -> type[Population]:
     Raises:
         DistillwatchConfigError: If no population has that id.
     """
-    try:
-        return POPULATIONS[name]
-    except KeyError:
-        raise DistillwatchConfigError(
-            f"Population '{name}' not found; known populations: {', '.join(sorted(POPULATIONS))}"
-        ) from None
+    return lookup(POPULATIONS, name, "population")

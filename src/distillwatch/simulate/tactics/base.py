@@ -13,7 +13,7 @@ import random
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-from distillwatch.exceptions import DistillwatchConfigError
+from distillwatch.plugins import check_options
 from distillwatch.simulate.plan import CampaignPlan
 
 
@@ -34,12 +34,7 @@ class Tactic(ABC):
     DEFAULT_KNOBS: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, rng: random.Random, **knobs: Any) -> None:
-        unknown = sorted(set(knobs) - set(self.DEFAULT_KNOBS))
-        if unknown:
-            raise DistillwatchConfigError(
-                f"Tactic '{self.NAME}' has no knob(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(self.DEFAULT_KNOBS)) or 'none'}"
-            )
+        check_options("tactic", self.NAME, knobs, self.DEFAULT_KNOBS)
         self.rng = rng
         self.knobs: dict[str, Any] = {**self.DEFAULT_KNOBS, **knobs}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from distillwatch.exceptions import DistillwatchConfigError
+from distillwatch.plugins import lookup
 from distillwatch.simulate.tactics.base import Tactic
 from distillwatch.simulate.tactics.camouflage import Camouflage
 from distillwatch.simulate.tactics.cot_elicitation import CotElicitation
@@ -38,9 +38,4 @@ def get_tactic(name: str) -> type[Tactic]:
     Raises:
         DistillwatchConfigError: If no tactic has that id.
     """
-    try:
-        return TACTICS[name]
-    except KeyError:
-        raise DistillwatchConfigError(
-            f"Tactic '{name}' not found; known tactics: {', '.join(sorted(TACTICS))}"
-        ) from None
+    return lookup(TACTICS, name, "tactic")
