@@ -83,3 +83,40 @@ def test_replay_reports_exchanges_sent_before_first_detection(tmp_path):
     assert by_id["C1"].detected_at.startswith("2026-04-21T00:00")
     assert not by_id["C2"].detected and by_id["C2"].exchanges_before == 15
     assert steps[-1] == (3, 3)
+
+
+def test_an_external_program_can_be_replayed_as_a_scanner(tmp_path):
+    """The command scanner runs a program per cutoff; here one that flags a1 once it exists."""
+    import sys
+
+    program = tmp_path / "tool.py"
+    program.write_text(
+        "import json, sys, gzip\n"
+        "world, out, until = sys.argv[1:4]\n"
+        "seen = {json.loads(l)['account_id'] for l in gzip.open(world + '/exchanges.jsonl.gz')\n"
+        "        if not until or json.loads(l)['timestamp'][:19] < until[:19]}\n"
+        "import pathlib; p = pathlib.Path(out); p.mkdir(parents=True, exist_ok=True)\n"
+        "(p / 'campaigns.json').write_text(json.dumps({'schema_version': '1', 'campaigns': []}))\n"
+        "(p / 'accounts.jsonl').write_text(''.join(json.dumps({'account_id': a, 'score': 1.0,\n"
+        "    'decision': 'block' if a == 'a1' else 'allow'}) + '\\n' for a in seen))\n")
+    accounts = {"a1": ("attack", "campaign", "C1", False), "o1": ("legit", "ordinary", None, False)}
+    records = [exchange("a1", 30 + h) for h in range(5)] + [exchange("o1", h) for h in range(3)]
+    world = build_world(tmp_path / "w", accounts, records)
+    scanner = get_scanner("command", command=f"{sys.executable} {program} {{world}} {{out}} "
+                                             "{until}")
+    found = replay(world, load_labels(world), scanner, timedelta(days=1))
+    assert found[0].detected_at.startswith("2026-04-22")   # a1 starts on day 1
+    assert found[0].detected and found[0].exchanges_before == 5  # all sent on day 1
+
+
+def test_command_scanner_reports_a_failing_program(tmp_path, world):
+    import sys
+
+    scanner = get_scanner("command", command=f"{sys.executable} -c 'import sys; "
+                          "sys.exit(\"boom\")' {world} {out}")
+    from distillwatch.exceptions import DistillwatchInputError
+
+    with pytest.raises(DistillwatchInputError, match="exited with 1: boom"):
+        scanner.scan(world, tmp_path / "o")
+    with pytest.raises(DistillwatchConfigError, match="needs command"):
+        get_scanner("command", command="tool --no-placeholders")

@@ -90,7 +90,8 @@ def evaluate_command(
                               "(campaigns.json + accounts.jsonl)."),
     scanner: str = typer.Option(None, "--scanner", help="Instead of --scan: run this "
                                 "registered scanner on the world (volume_baseline, "
-                                "cot_rate_baseline)."),
+                                "cot_rate_baseline, or command with --param "
+                                "'command=PROGRAM {world} {out} {until}')."),
     param: list[str] = typer.Option([], "--param", help="Scanner parameter key=value "
                                     "(repeatable), e.g. --param threshold=150."),
     out: Path = typer.Option(None, "--out", "-o", help="Where --scanner writes its scan "
@@ -115,6 +116,9 @@ def evaluate_command(
       distillwatch evaluate --world worlds/ci-1 --scan out/ci-1
 
       distillwatch evaluate --world worlds/std-1 --scanner cot_rate_baseline --replay
+
+      distillwatch evaluate --world worlds/ci-1 --scanner command --replay \
+          --param "command=mytool scan {world} --before {until} --out {out}"
     """
     from rich.progress import Progress
 

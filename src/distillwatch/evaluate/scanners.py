@@ -50,8 +50,9 @@ class Scanner(ABC):
 
 def _registry() -> dict[str, type[Scanner]]:
     from distillwatch.evaluate.baselines import CotRateBaseline, VolumeBaseline
+    from distillwatch.evaluate.command_scanner import CommandScanner
 
-    return {cls.NAME: cls for cls in (VolumeBaseline, CotRateBaseline)}
+    return {cls.NAME: cls for cls in (VolumeBaseline, CotRateBaseline, CommandScanner)}
 
 
 def scanners() -> dict[str, type[Scanner]]:
