@@ -36,3 +36,7 @@ class DistillwatchInputError(DistillwatchError):
 
 class DistillwatchDataError(DistillwatchError):
     """A real-text source package cannot be obtained or read."""
+
+
+class DistillwatchEngineError(DistillwatchError):
+    """A query failed in the engine; the message carries the SQL that failed."""

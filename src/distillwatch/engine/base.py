@@ -1,0 +1,170 @@
+"""The engine contract: register inputs, run SQL pipelines, hand back and drop tables.
+
+Implementation of an engine:
+    Subclass :class:`Engine` and implement the four primitives ``_execute`` (run a statement),
+    ``_fetch_arrow`` (run a query, return Arrow), ``_register_arrow`` (expose Arrow data as a
+    table) and ``_drop_table``; give it a ``Dialect``. Everything else — naming, CTE
+    pipelines, debug mode, error wrapping — lives here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+
+import pyarrow as pa
+
+from distillwatch.engine.dialects import Dialect
+from distillwatch.engine.frame import EngineFrame
+from distillwatch.engine.pipeline import SqlPipeline
+from distillwatch.exceptions import DistillwatchEngineError
+
+logger = logging.getLogger(__name__)
+SQL_LOG_LEVEL = 5  # below DEBUG: every statement, for `--verbose` debugging sessions
+
+# Templated names are replaced by physical ones as whole identifiers only:
+#   FROM __dw__profile_features p       -> replaced
+#   FROM __dw__profile_features_daily   -> not this name (a longer identifier)
+_IDENTIFIER_END = r"(?![A-Za-z0-9_])"
+
+
+class Engine(ABC):
+    """Runs relational work for the stages; the only code that touches a database.
+
+    Args:
+        dialect: The engine's SQL dialect.
+        debug_mode: Run pipelines step by step, materialising each step (slower; for
+            inspecting intermediate tables).
+    """
+
+    def __init__(self, dialect: Dialect, debug_mode: bool = False) -> None:
+        self.dialect = dialect
+        self.debug_mode = debug_mode
+        self._frames: dict[str, EngineFrame] = {}
+
+    # -- primitives each engine implements ---------------------------------------------------
+    @abstractmethod
+    def _execute(self, sql: str) -> None: ...
+
+    @abstractmethod
+    def _fetch_arrow(self, sql: str) -> pa.Table: ...
+
+    @abstractmethod
+    def _register_arrow(self, physical_name: str, data: pa.Table | pa.RecordBatchReader
+                        ) -> None: ...
+
+    @abstractmethod
+    def _drop_table(self, physical_name: str, is_view: bool) -> None: ...
+
+    # -- shared behaviour --------------------------------------------------------------------
+    def physical(self, sql: str, local_names: Iterable[str] = ()) -> str:
+        """``sql`` with the templated names of held tables replaced by physical names."""
+        local = set(local_names)
+        for templated, frame in sorted(self._frames.items(), key=lambda kv: -len(kv[0])):
+            if templated in local or templated == frame.physical_name:
+                continue
+            sql = re.sub(re.escape(templated) + _IDENTIFIER_END, frame.physical_name, sql)
+        return sql
+
+    def execute(self, sql: str, context: str = "statement") -> None:
+        """Run a statement (templated names resolved); wraps failures with the SQL."""
+        final = self.physical(sql)
+        logger.log(SQL_LOG_LEVEL, "%s:\n%s", context, final)
+        try:
+            self._execute(final)
+        except Exception as error:
+            raise DistillwatchEngineError(
+                f"Error executing the following SQL for {context}:\n{final}\n{error}") from error
+
+    def fetch_arrow(self, sql: str, context: str = "query") -> pa.Table:
+        """Run a query (templated names resolved) and return its result as Arrow."""
+        final = self.physical(sql)
+        logger.log(SQL_LOG_LEVEL, "%s:\n%s", context, final)
+        try:
+            return self._fetch_arrow(final)
+        except Exception as error:
+            raise DistillwatchEngineError(
+                f"Error executing the following SQL for {context}:\n{final}\n{error}") from error
+
+    def register(self, templated_name: str, data: pa.Table | pa.RecordBatchReader
+                 ) -> EngineFrame:
+        """Expose Arrow data under ``templated_name``."""
+        physical = self._new_physical_name(templated_name)
+        self._register_arrow(physical, data)
+        return self._remember(templated_name, physical)
+
+    def adopt(self, name: str) -> EngineFrame:
+        """A durable table that already exists in the database, held under its own name."""
+        return self._remember(name, name)
+
+    def run(self, pipeline: SqlPipeline, materialise: bool = True) -> EngineFrame:
+        """Run a pipeline; its result becomes a table under the pipeline's output name.
+
+        Args:
+            pipeline: Used up by this call.
+            materialise: Create a table (True) or a view (False) for the result.
+        """
+        if self.debug_mode:
+            steps = pipeline.steps
+            pipeline.mark_spent()
+            frame = None
+            for step in steps:
+                single = SqlPipeline()
+                single.enqueue(step.sql, step.output)
+                frame = self._create(single, materialise=True)
+            assert frame is not None  # a pipeline has at least one step
+            return frame
+        return self._create(pipeline, materialise)
+
+    def _create(self, pipeline: SqlPipeline, materialise: bool) -> EngineFrame:
+        output = pipeline.output
+        local = [step.output for step in pipeline.steps]
+        sql = self.physical(pipeline.cte_sql(), local_names=local)
+        pipeline.mark_spent()
+        physical = self._new_physical_name(output)
+        kind = "TABLE" if materialise else "VIEW"
+        statement = f"CREATE {kind} {physical} AS\n{sql}"
+        logger.log(SQL_LOG_LEVEL, "%s:\n%s", output, statement)
+        try:
+            self._execute(statement)
+        except Exception as error:
+            raise DistillwatchEngineError(
+                f"Error executing the following SQL for table '{output}':\n{statement}\n"
+                f"{error}") from error
+        if output in self._frames:
+            self.drop(self._frames[output])
+        return self._remember(output, physical, is_view=not materialise)
+
+    def drop(self, frame: EngineFrame) -> None:
+        """Drop a table this engine made (durable tables adopted by name are left alone)."""
+        if frame.physical_name != frame.templated_name:
+            self._drop_table(frame.physical_name, frame.is_view)
+        self._frames.pop(frame.templated_name, None)
+
+    def drop_all(self) -> None:
+        """Drop every intermediate table this engine made."""
+        for frame in list(self._frames.values()):
+            self.drop(frame)
+
+    def frame(self, templated_name: str) -> EngineFrame:
+        """The held table called ``templated_name``.
+
+        Raises:
+            DistillwatchEngineError: If no such table is held.
+        """
+        if templated_name not in self._frames:
+            raise DistillwatchEngineError(
+                f"No table '{templated_name}'; held: {', '.join(sorted(self._frames)) or 'none'}")
+        return self._frames[templated_name]
+
+    def _remember(self, templated: str, physical: str, is_view: bool = False) -> EngineFrame:
+        frame = EngineFrame(templated, physical, self, is_view)
+        self._frames[templated] = frame
+        return frame
+
+    @staticmethod
+    def _new_physical_name(templated: str) -> str:
+        return f"{templated}_{uuid.uuid4().hex[:10]}"

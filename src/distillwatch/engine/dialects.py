@@ -1,0 +1,93 @@
+"""SQL differences between engines, one subclass per engine, looked up by name.
+
+Stage SQL asks the dialect for anything that is not the same on DuckDB and Spark; adding an
+engine means adding one subclass here, with no edits to the stages.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from distillwatch.exceptions import DistillwatchConfigError
+
+
+class Dialect:
+    """The SQL of one engine."""
+
+    name: ClassVar[str]
+    _registry: ClassVar[dict[str, type[Dialect]]] = {}
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        Dialect._registry[cls.name] = cls
+
+    @classmethod
+    def from_string(cls, name: str) -> Dialect:
+        """The dialect registered as ``name`` (``duckdb``, ``spark``).
+
+        Raises:
+            DistillwatchConfigError: If there is none.
+        """
+        if name not in cls._registry:
+            raise DistillwatchConfigError(
+                f"Dialect '{name}' not found; known dialects: {', '.join(sorted(cls._registry))}")
+        return cls._registry[name]()
+
+    def _missing(self, what: str) -> DistillwatchConfigError:
+        return DistillwatchConfigError(f"Backend '{self.name}' does not have a '{what}' function")
+
+    def epoch_seconds(self, expression: str) -> str:
+        """Seconds since 1970 of a timestamp expression, as a double."""
+        raise self._missing("epoch_seconds")
+
+    def array_length(self, expression: str) -> str:
+        raise self._missing("array_length")
+
+    def approx_distinct(self, expression: str) -> str:
+        raise self._missing("approx_distinct")
+
+    def median(self, expression: str) -> str:
+        raise self._missing("median")
+
+    def hash64(self, expression: str) -> str:
+        """A 64-bit hash for bucketing inside one engine; values differ between engines, so
+        never store them or compare them across engines."""
+        raise self._missing("hash64")
+
+
+class DuckDBDialect(Dialect):
+    name = "duckdb"
+
+    def epoch_seconds(self, expression: str) -> str:
+        return f"(epoch_us({expression}) / 1e6)"
+
+    def array_length(self, expression: str) -> str:
+        return f"len({expression})"
+
+    def approx_distinct(self, expression: str) -> str:
+        return f"approx_count_distinct({expression})"
+
+    def median(self, expression: str) -> str:
+        return f"quantile_cont({expression}, 0.5)"
+
+    def hash64(self, expression: str) -> str:
+        return f"hash({expression})"
+
+
+class SparkDialect(Dialect):
+    name = "spark"
+
+    def epoch_seconds(self, expression: str) -> str:
+        return f"(unix_micros({expression}) / 1e6)"
+
+    def array_length(self, expression: str) -> str:
+        return f"size({expression})"
+
+    def approx_distinct(self, expression: str) -> str:
+        return f"approx_count_distinct({expression})"
+
+    def median(self, expression: str) -> str:
+        return f"percentile({expression}, 0.5)"
+
+    def hash64(self, expression: str) -> str:
+        return f"xxhash64({expression})"

@@ -1,0 +1,61 @@
+"""The embedded default engine: a DuckDB file (or memory), out-of-core with a memory limit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from distillwatch.engine.base import Engine
+from distillwatch.engine.dialects import Dialect
+
+
+class DuckDBEngine(Engine):
+    """Runs stage SQL on DuckDB.
+
+    Args:
+        path: Database file (created if missing), or ``":memory:"``.
+        memory_limit: DuckDB's memory limit, e.g. ``"4GB"``; larger work spills to disk.
+        threads: Worker threads (default: DuckDB's choice, one per core).
+        debug_mode: Materialise every pipeline step.
+
+    Example:
+        >>> engine = DuckDBEngine(":memory:")
+        >>> engine.fetch_arrow("SELECT 42 AS answer").to_pylist()
+        [{'answer': 42}]
+    """
+
+    def __init__(self, path: str | Path = ":memory:", memory_limit: str | None = None,
+                 threads: int | None = None, debug_mode: bool = False) -> None:
+        super().__init__(Dialect.from_string("duckdb"), debug_mode)
+        self.path = str(path)
+        self.connection = duckdb.connect(self.path)
+        if memory_limit:
+            self.connection.execute(f"SET memory_limit = '{memory_limit}'")
+        if threads:
+            self.connection.execute(f"SET threads = {int(threads)}")
+        self.connection.execute("SET preserve_insertion_order = false")
+
+    def _execute(self, sql: str) -> None:
+        self.connection.execute(sql)
+
+    def _fetch_arrow(self, sql: str) -> pa.Table:
+        return self.connection.sql(sql).to_arrow_table()
+
+    def _register_arrow(self, physical_name: str, data: pa.Table | pa.RecordBatchReader
+                        ) -> None:
+        # Arrow data is copied into a real table so it outlives the Python object.
+        self.connection.register("__dw_incoming", data)
+        try:
+            self.connection.execute(
+                f"CREATE TABLE {physical_name} AS SELECT * FROM __dw_incoming")
+        finally:
+            self.connection.unregister("__dw_incoming")
+
+    def _drop_table(self, physical_name: str, is_view: bool) -> None:
+        kind = "VIEW" if is_view else "TABLE"
+        self.connection.execute(f"DROP {kind} IF EXISTS {physical_name}")
+
+    def close(self) -> None:
+        self.connection.close()

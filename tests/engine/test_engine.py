@@ -1,0 +1,97 @@
+"""Engines: run pipelines over registered Arrow data, resolve names, wrap errors."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from distillwatch.engine import Dialect, SqlPipeline
+from distillwatch.exceptions import DistillwatchConfigError, DistillwatchEngineError
+
+EXCHANGES = pa.table({"account_id": ["a", "a", "b", "c", "c", "c"],
+                      "tokens": [10, 20, 5, 1, 2, 3]})
+
+
+def _per_account(engine) -> None:
+    pipeline = SqlPipeline()
+    pipeline.enqueue("SELECT account_id, sum(tokens) AS tokens, count(*) AS n "
+                     "FROM __dw__exchanges GROUP BY account_id", "__dw__per_account")
+    pipeline.enqueue("SELECT * FROM __dw__per_account WHERE n > 1", "__dw__busy")
+    return engine.run(pipeline)
+
+
+def test_pipeline_over_registered_arrow(engine):
+    engine.register("__dw__exchanges", EXCHANGES)
+    busy = _per_account(engine)
+    rows = sorted(busy.to_pylist(), key=lambda r: r["account_id"])
+    assert rows == [{"account_id": "a", "tokens": 30, "n": 2},
+                    {"account_id": "c", "tokens": 6, "n": 3}]
+    assert busy.templated_name == "__dw__busy"
+    assert busy.physical_name.startswith("__dw__busy_")
+
+
+def test_later_pipelines_read_earlier_results_by_templated_name(engine):
+    engine.register("__dw__exchanges", EXCHANGES)
+    _per_account(engine)
+    follow = SqlPipeline()
+    follow.enqueue("SELECT count(*) AS accounts FROM __dw__busy", "__dw__busy_count")
+    assert engine.run(follow).to_pylist() == [{"accounts": 2}]
+
+
+def test_debug_mode_materialises_every_step(engine):
+    engine.debug_mode = True
+    engine.register("__dw__exchanges", EXCHANGES)
+    _per_account(engine)
+    assert engine.frame("__dw__per_account").count() == 3
+    assert engine.frame("__dw__busy").count() == 2
+
+
+def test_rerunning_a_step_replaces_its_table(engine):
+    engine.register("__dw__exchanges", EXCHANGES)
+    first = _per_account(engine)
+    second = _per_account(engine)
+    assert first.physical_name != second.physical_name
+    assert engine.frame("__dw__busy") is second
+    tables = engine.fetch_arrow("SELECT table_name FROM information_schema.tables")
+    assert first.physical_name not in tables.column("table_name").to_pylist()
+
+
+def test_failures_carry_the_sql_and_the_table(engine):
+    pipeline = SqlPipeline()
+    pipeline.enqueue("SELECT nope FROM nowhere_at_all", "__dw__broken")
+    with pytest.raises(DistillwatchEngineError, match="nowhere_at_all") as error:
+        engine.run(pipeline)
+    assert "__dw__broken" in str(error.value)
+
+
+def test_drop_all_removes_intermediate_tables_only(engine):
+    engine.execute("CREATE TABLE durable AS SELECT 1 AS x")
+    engine.adopt("durable")
+    engine.register("__dw__exchanges", EXCHANGES)
+    _per_account(engine)
+    engine.drop_all()
+    names = engine.fetch_arrow("SELECT table_name FROM information_schema.tables"
+                               ).column("table_name").to_pylist()
+    assert names == ["durable"]
+
+
+def test_unknown_frame_and_dialect():
+    from distillwatch.engine import DuckDBEngine
+
+    with pytest.raises(DistillwatchEngineError, match="No table '__dw__x'"):
+        DuckDBEngine().frame("__dw__x")
+    with pytest.raises(DistillwatchConfigError, match="Dialect 'oracle' not found"):
+        Dialect.from_string("oracle")
+
+
+TIMESTAMP = "TIMESTAMPTZ '2026-04-20 00:00:00.5+00'"
+
+
+@pytest.mark.parametrize("make_sql, expected", [
+    (lambda d: f"SELECT {d.epoch_seconds(TIMESTAMP)} AS v", 1776643200.5),
+    (lambda d: f"SELECT {d.array_length('[1, 2, 3]')} AS v", 3),
+    (lambda d: f"SELECT {d.median('x')} AS v FROM (VALUES (1), (2), (3)) t(x)", 2.0),
+], ids=["epoch_seconds", "array_length", "median"])
+def test_dialect_functions_give_the_expected_answer(engine, make_sql, expected):
+    value = engine.fetch_arrow(make_sql(engine.dialect)).column("v")[0].as_py()
+    assert value == pytest.approx(expected)
