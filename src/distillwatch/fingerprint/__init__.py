@@ -1,0 +1,1 @@
+"""Per-exchange features computed once at ingest; after this step no raw text is needed."""
