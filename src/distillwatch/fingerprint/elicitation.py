@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _STEP_BY_STEP = (
     r"step[ -]by[ -]step|one step at a time|étape par étape|paso a paso|schritt für schritt|"
@@ -30,7 +31,6 @@ COT = re.compile(
     r"before (?:giving|stating|writing) (?:the|your) (?:final )?answer|"
     r"reason (?:carefully|through|about it)|walk (?:me )?through (?:your|the) (?:reasoning|logic)|"
     r"razonamiento|raisonnement|begründ|推理过程|思考过程|思路|推論|추론 과정",
-    re.IGNORECASE,
 )
 GRADING = re.compile(
     r"\b(?:rate|score|grade|judge|evaluate|assess|critique)\b[^.\n]{0,60}\b(?:response|answer|"
@@ -38,7 +38,7 @@ GRADING = re.compile(
     r"\b\d+\s*(?:-|to)\s*10 scale|impartial judge|reward model|preference (?:label|data)|"
     r"which (?:response|answer|completion) is better|\b(?:response|answer) [ab]\b.*\b"
     r"(?:response|answer) [ab]\b|rubric|score:\s*\[?\[?x|\[\[rating\]\]|rating: \[\[",
-    re.IGNORECASE | re.DOTALL,
+    re.DOTALL,
 )
 TOOL_TRACE = re.compile(
     r"\bthought\s*[,:/].{0,40}\baction\b|\baction input\b|\bobservation\b.{0,40}\bthought\b|"
@@ -46,8 +46,10 @@ TOOL_TRACE = re.compile(
     r"trajector(?:y|ies)|narrat\w* (?:each|every) (?:step|decision|tool call|action)|"
     r"(?:before|after) (?:every|each) (?:tool|function) call|"
     r"(?:explain|justify) (?:why|how) (?:you|each) (?:chose|choose|call)",
-    re.IGNORECASE | re.DOTALL,
+    re.DOTALL,
 )
+# Frames sit at the start and the end of a prompt; a long payload in between is not scanned.
+EDGE_CHARS = 1500
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,24 @@ class Elicitation:
         return self.cot or self.grading or self.tool_trace
 
 
+def _edges(text: str) -> str:
+    if len(text) <= 2 * EDGE_CHARS:
+        return text.lower()
+    return f"{text[:EDGE_CHARS]}\n{text[-EDGE_CHARS:]}".lower()
+
+
+def _scan(text: str, tools: bool) -> tuple[bool, bool, bool]:
+    low = _edges(text)
+    return (bool(COT.search(low)), bool(GRADING.search(low)),
+            (tools or "tool" in low) and bool(TOOL_TRACE.search(low)))
+
+
+@lru_cache(maxsize=4096)
+def _scan_system(system: str, tools: bool) -> tuple[bool, bool, bool]:
+    # System prompts repeat across thousands of requests: judge each once.
+    return _scan(system, tools)
+
+
 def detect(prompt: str, system: str | None = None, *, has_tools: bool = False,
            reasoning_requested: bool = False) -> Elicitation:
     """Elicitation cues of one request.
@@ -73,9 +93,8 @@ def detect(prompt: str, system: str | None = None, *, has_tools: bool = False,
         has_tools: Whether the request carries tool definitions.
         reasoning_requested: Whether the request enables a reasoning budget / thinking.
     """
-    text = f"{system}\n{prompt}" if system else prompt
-    return Elicitation(
-        cot=reasoning_requested or bool(COT.search(text)),
-        grading=bool(GRADING.search(text)),
-        tool_trace=bool(TOOL_TRACE.search(text)) and (has_tools or "tool" in text.lower()),
-    )
+    cot, grading, trace = _scan(prompt, has_tools)
+    if system:
+        s_cot, s_grading, s_trace = _scan_system(system, has_tools)
+        cot, grading, trace = cot or s_cot, grading or s_grading, trace or s_trace
+    return Elicitation(cot=reasoning_requested or cot, grading=grading, tool_trace=trace)

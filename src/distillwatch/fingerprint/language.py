@@ -37,13 +37,14 @@ SAMPLE_CHARS = 400
 def guess_language(text: str) -> str:
     """An ISO 639-1 code, or ``"und"`` when there is too little text to tell."""
     sample = text[:SAMPLE_CHARS]
-    letters = sum(ch.isalpha() for ch in sample)
+    words = [w.lower() for w in _WORD.findall(sample)]
+    letters = sum(map(len, words))
     if letters < 3:
         return "und"
-    for code, pattern in _SCRIPTS:
-        if len(pattern.findall(sample)) >= max(2, letters // 10):
-            return code
-    words = [w.lower() for w in _WORD.findall(sample)]
+    if not sample.isascii():
+        for code, pattern in _SCRIPTS:
+            if len(pattern.findall(sample)) >= max(2, letters // 10):
+                return code
     scores = {code: sum(w in vocabulary for w in words)
               for code, vocabulary in _LATIN_WORDS.items()}
     best = max(scores, key=scores.get)

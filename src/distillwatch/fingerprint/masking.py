@@ -36,14 +36,18 @@ def mask(text: str) -> str:
     return text.strip()
 
 
-def skeleton_lines(text: str) -> list[str]:
+def skeleton_lines(text: str, masked: str | None = None) -> list[str]:
     """Masked, non-empty lines, with very long lines collapsed to ``<TEXT>``.
 
     Frames are made of short instruction lines; payloads are long. Keeping the short lines
     and collapsing the long ones leaves the scaffold of a templated prompt.
+
+    Args:
+        text: The prompt.
+        masked: ``mask(text)`` if the caller already has it.
     """
     lines = []
-    for raw in mask(text).splitlines():
+    for raw in (masked if masked is not None else mask(text)).splitlines():
         line = raw.strip()
         if not line:
             continue
@@ -51,7 +55,7 @@ def skeleton_lines(text: str) -> list[str]:
     return lines
 
 
-def masked_excerpt(text: str, limit: int = 160) -> str:
+def masked_excerpt(text: str, limit: int = 160, lines: list[str] | None = None) -> str:
     """A short masked excerpt safe to show in reports (never raw prompt text)."""
-    skeleton = " / ".join(skeleton_lines(text))
+    skeleton = " / ".join(lines if lines is not None else skeleton_lines(text))
     return skeleton if len(skeleton) <= limit else skeleton[: limit - 1] + "…"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from rensa import RMinHash
 
-from distillwatch.fingerprint.masking import mask, skeleton_lines
+from distillwatch.fingerprint.masking import mask, masked_excerpt, skeleton_lines
 
 NUM_PERM = 64
 BANDS = 16
@@ -39,11 +39,14 @@ def keyed_hash(key: bytes, *parts: str | bytes) -> int:
     return int.from_bytes(digest.digest(), "little", signed=True)
 
 
-def frame_tokens(text: str) -> list[str]:
+def frame_tokens(text: str, masked: str | None = None,
+                 skeleton: list[str] | None = None) -> list[str]:
     """Word shingles of the frame: skeleton lines without payload, or a paragraph's edges."""
-    lines = [line for line in skeleton_lines(text) if line != "<TEXT>"]
+    masked = mask(text) if masked is None else masked
+    skeleton = skeleton_lines(text, masked) if skeleton is None else skeleton
+    lines = [line for line in skeleton if line != "<TEXT>"]
     if len(lines) <= 1:
-        words = mask(text).split()
+        words = masked.split()
         if len(words) > 2 * EDGE_WORDS:
             words = [*words[:EDGE_WORDS], "<TEXT>", *words[-EDGE_WORDS:]]
         lines = [" ".join(words)]
@@ -69,32 +72,38 @@ class Sketch:
         line_hashes: Hashes of the skeleton's short lines (scaffold lines).
         head_key: Hash of the first words of the masked prompt (an inline frame's opening).
         tail_key: Hash of its last words (an inline frame's closing instruction).
+        excerpt: The masked skeleton, shortened: what a report may show.
     """
 
     band_keys: tuple[int, ...]
     line_hashes: tuple[int, ...]
     head_key: int
     tail_key: int
+    excerpt: str
 
 
 def sketch_many(texts: Sequence[str], key: bytes) -> list[Sketch]:
     """Sketches of many prompts at once (MinHash in bulk)."""
-    token_sets = [frame_tokens(text) for text in texts]
+    masked = [mask(text) for text in texts]
+    skeletons = [skeleton_lines(text, m) for text, m in zip(texts, masked, strict=True)]
+    token_sets = [frame_tokens(t, m, s) for t, m, s in zip(texts, masked, skeletons, strict=True)]
     rows = RMinHash.digest_matrix_from_token_sets(token_sets, num_perm=NUM_PERM,
                                                   seed=MINHASH_SEED).to_rows()
     sketches = []
-    for text, signature in zip(texts, rows, strict=True):
+    for text, signature, masked_text, skeleton in zip(texts, rows, masked, skeletons,
+                                                      strict=True):
         bands = tuple(
             keyed_hash(key, b"band", bytes([band]), _U32.pack(*signature[band * ROWS:
                                                                       (band + 1) * ROWS]))
             for band in range(BANDS)
         )
-        lines = tuple(sorted({keyed_hash(key, b"line", line) for line in skeleton_lines(text)
+        lines = tuple(sorted({keyed_hash(key, b"line", line) for line in skeleton
                               if line != "<TEXT>" and len(line) >= 12}))
-        words = mask(text).lower().split()
+        words = masked_text.lower().split()
         sketches.append(Sketch(bands, lines,
                                keyed_hash(key, b"head", " ".join(words[:HEAD_WORDS])),
-                               keyed_hash(key, b"tail", " ".join(words[-TAIL_WORDS:]))))
+                               keyed_hash(key, b"tail", " ".join(words[-TAIL_WORDS:])),
+                               masked_excerpt(text, lines=skeleton)))
     return sketches
 
 

@@ -1,0 +1,67 @@
+"""Exchange features on real simulated traffic: one row per exchange, nothing raw leaks."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import pytest
+
+from distillwatch.fingerprint.features import FEATURES_SCHEMA, exchange_features
+
+KEY = b"k"
+
+
+@pytest.fixture(scope="module")
+def sample(ci_world):
+    labels = json.loads((ci_world / "labels.json").read_text())
+    records = []
+    with gzip.open(ci_world / "exchanges.jsonl.gz", "rt") as handle:
+        for i, line in enumerate(handle):
+            if i % 10 == 0:
+                records.append(json.loads(line))
+    return labels, records
+
+
+def test_one_row_per_exchange_with_the_schema(sample):
+    _, records = sample
+    table = exchange_features(records, KEY)
+    assert table.schema == FEATURES_SCHEMA
+    assert table.num_rows == len(records)
+    assert table.column("exchange_id").to_pylist() == [r["exchange_id"] for r in records]
+    assert all(len(keys) == 16 for keys in table.column("band_keys").to_pylist())
+
+
+def test_features_reflect_what_campaigns_ask_for(sample):
+    labels, records = sample
+    table = exchange_features(records, KEY).to_pylist()
+    by_campaign: dict[str, list[dict]] = {}
+    for row in table:
+        campaign = labels["accounts"][row["account_id"]]["campaign_id"]
+        by_campaign.setdefault(campaign or labels["accounts"][row["account_id"]]["population"],
+                               []).append(row)
+
+    def share(group, field, value=True):
+        rows = by_campaign[group]
+        return sum(r[field] == value for r in rows) / len(rows)
+
+    assert share("A-04", "grading") > 0.9                 # reward-model style grading
+    assert share("A-04", "logprobs") > 0.9 and by_campaign["A-04"][0]["n"] == 4
+    assert share("A-02", "capability", "agentic_tool_use") > 0.9
+    assert share("A-01", "cot") > 0.9
+    assert share("ordinary", "cot") < 0.2
+    devs = by_campaign["coding_agent_devs"]
+    assert len({r["system_hash"] for r in devs}) == 1     # one open-source agent's prompt
+    assert len({r["tools_hash"] for r in devs}) == 1
+
+
+def test_no_raw_prompt_text_in_the_features(sample):
+    _, records = sample
+    table = exchange_features(records[:200], KEY)
+    skeletons = " ".join(table.column("skeleton").to_pylist())
+    for record in records[:200]:
+        for message in record["request"]["messages"]:
+            content = message["content"]
+            text = content if isinstance(content, str) else ""
+            long_spans = [line for line in text.splitlines() if len(line.split()) > 60]
+            for span in long_spans:
+                assert span not in skeletons
