@@ -69,6 +69,14 @@ def _require(entry: dict, key: str, kind: type | tuple, where: str):
     return value
 
 
+def _label(entry: dict, where: str) -> str:
+    label = _require(entry, "label", str, where)
+    if label not in LABELS:
+        raise DistillwatchInputError(f"Unknown label '{label}'; expected one of "
+                                     f"{', '.join(LABELS)}", where)
+    return label
+
+
 def load_labels(world_dir: Path) -> WorldLabels:
     """Load ``world_dir/labels.json`` and check that it is consistent.
 
@@ -95,18 +103,14 @@ def load_labels(world_dir: Path) -> WorldLabels:
     populations = {}
     for name, entry in _require(data, "populations", dict, source).items():
         where = f"{source}: populations.{name}"
-        label = _require(entry, "label", str, where)
-        if label not in LABELS:
-            raise DistillwatchInputError(f"Unknown label '{label}'", where)
+        label = _label(entry, where)
         populations[name] = PopulationLabel(label, bool(_require(entry, "heavy", bool, where)),
                                             _require(entry, "accounts", int, where))
 
     accounts = {}
     for account_id, entry in _require(data, "accounts", dict, source).items():
         where = f"{source}: accounts.{account_id}"
-        label = _require(entry, "label", str, where)
-        if label not in LABELS:
-            raise DistillwatchInputError(f"Unknown label '{label}'", where)
+        label = _label(entry, where)
         campaign = entry.get("campaign_id")
         if (label == "attack") != (campaign is not None):
             raise DistillwatchInputError(
