@@ -26,3 +26,18 @@ def ci_world(corpus, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ci-world")
     simulate(load_preset("ci"), 1, out, corpus)
     return out
+
+
+# Engine-dependent tests take the `engine` fixture and run once per engine (Spark joins this
+# list with issue 4).
+ENGINES = ["duckdb"]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request, tmp_path):
+    if request.param == "duckdb":
+        from distillwatch.engine import DuckDBEngine
+
+        made = DuckDBEngine(tmp_path / "store.duckdb", memory_limit="512MB", threads=2)
+        yield made
+        made.close()

@@ -1,0 +1,1 @@
+"""Per-account behaviour, computed in the engine from per-exchange features."""

@@ -1,0 +1,66 @@
+"""Per-account behaviour features as SQL steps over ``__dw__features`` (FEATURES_SCHEMA).
+
+One row per account: volume and pacing, round-the-clock activity, conversation shape,
+elicitation rates, harvest parameters, template concentration against payload diversity, and
+networks. Stages describe the work; the engine runs it (DuckDB or Spark, via the dialect).
+"""
+
+from __future__ import annotations
+
+from distillwatch.engine import Dialect, SqlStep
+
+FEATURES_TABLE = "__dw__features"
+OUTPUT = "__dw__profile_features"
+UNTRUSTED_NETWORKS = ("hosting", "proxy", "vpn", "tor")
+
+
+def account_feature_sqls(dialect: Dialect) -> list[SqlStep]:
+    """The steps that build ``__dw__profile_features`` (one row per account)."""
+    epoch = dialect.epoch_seconds("ts")
+    untrusted = ", ".join(f"'{kind}'" for kind in UNTRUSTED_NETWORKS)
+    per_exchange = f"""
+SELECT
+    account_id, ts, client_ip, client_asn, client_asn_kind, client_country, model,
+    head_key, cot, grading, tool_trace, user_turns, n, logprobs, reasoning_budget,
+    max_tokens, output_tokens,
+    {epoch} AS epoch_s,
+    CAST(floor({epoch} / 86400) AS BIGINT) AS day,
+    CAST(floor({epoch} / 3600) AS BIGINT) % 24 AS hour_utc,
+    {epoch} - lag({epoch}) OVER (PARTITION BY account_id ORDER BY ts, exchange_id) AS gap_s,
+    regexp_replace(client_ip, '\\.[0-9]+$', '') AS ip_prefix
+FROM {FEATURES_TABLE}
+"""
+    per_account = f"""
+SELECT
+    account_id,
+    count(*) AS exchanges,
+    count(DISTINCT day) AS active_days,
+    count(*) / count(DISTINCT day) AS exchanges_per_active_day,
+    count(DISTINCT hour_utc) AS active_hours_of_day,
+    min(ts) AS first_seen,
+    max(ts) AS last_seen,
+    avg(gap_s) AS mean_gap_s,
+    stddev_pop(gap_s) / nullif(avg(gap_s), 0) AS gap_cv,
+    avg(CASE WHEN user_turns <= 1 THEN 1.0 ELSE 0.0 END) AS single_turn_share,
+    avg(CASE WHEN cot THEN 1.0 ELSE 0.0 END) AS cot_rate,
+    avg(CASE WHEN grading THEN 1.0 ELSE 0.0 END) AS grading_rate,
+    avg(CASE WHEN tool_trace THEN 1.0 ELSE 0.0 END) AS tool_trace_rate,
+    avg(CASE WHEN n > 1 THEN 1.0 ELSE 0.0 END) AS multi_sample_rate,
+    avg(CASE WHEN logprobs THEN 1.0 ELSE 0.0 END) AS logprobs_rate,
+    avg(CASE WHEN reasoning_budget > 0 THEN 1.0 ELSE 0.0 END) AS reasoning_budget_rate,
+    avg(CASE WHEN max_tokens IS NOT NULL AND output_tokens >= max_tokens
+             THEN 1.0 ELSE 0.0 END) AS max_tokens_saturation,
+    count(DISTINCT head_key) * 1.0 / count(*) AS distinct_opening_share,
+    avg(CASE WHEN client_asn_kind IN ({untrusted}) THEN 1.0 ELSE 0.0 END)
+        AS untrusted_network_share,
+    avg(CASE WHEN client_asn_kind = 'hosting' THEN 1.0 ELSE 0.0 END) AS hosting_share,
+    count(DISTINCT client_ip) AS distinct_ips,
+    count(DISTINCT ip_prefix) AS distinct_prefixes,
+    count(DISTINCT client_asn) AS distinct_asns,
+    count(DISTINCT client_country) AS distinct_countries,
+    count(DISTINCT client_ip) * 1.0 / count(*) AS ip_churn,
+    count(DISTINCT model) AS distinct_models
+FROM __dw__profile_exchanges
+GROUP BY account_id
+"""
+    return [SqlStep(per_exchange, "__dw__profile_exchanges"), SqlStep(per_account, OUTPUT)]
