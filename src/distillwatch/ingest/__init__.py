@@ -1,0 +1,1 @@
+"""Reading logs: validation, normalisation and rejects with reasons (nothing dropped silently)."""

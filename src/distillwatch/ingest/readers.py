@@ -1,0 +1,172 @@
+"""Stream Exchange records out of log files; bad records become rejects, never exceptions.
+
+Supported: Exchange JSONL (plain, ``.gz``, ``.zst``) and Parquet (a file or a folder of
+parts, nested like the JSONL; a tool's ``parameters`` may be JSON text). A truncated
+compressed stream keeps every record read before the break and adds one reject naming the
+point of truncation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import logging
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pyarrow.parquet as pq
+import zstandard
+
+from distillwatch.ingest.rejects import RejectSink
+from distillwatch.ingest.validate import cap_text, check_exchange
+
+logger = logging.getLogger(__name__)
+FORMATS = ("exchange_jsonl", "exchange_parquet")
+
+
+@dataclass
+class FileStats:
+    """What one input file gave."""
+
+    source: str
+    read: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    capped: int = 0
+    truncated_stream: bool = False
+
+
+def input_files(paths: list[Path]) -> list[Path]:
+    """Files named, and every non-hidden file below folders named, in a stable order.
+
+    A folder of Parquet parts counts as one input.
+    """
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            if any(path.glob("part-*.parquet")):
+                out.append(path)
+                continue
+            out += sorted(p for p in path.rglob("*") if p.is_file()
+                          and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        else:
+            out.append(path)
+    return out
+
+
+def detect_format(path: Path) -> str:
+    """``exchange_parquet`` for Parquet files and part folders, else ``exchange_jsonl``."""
+    if path.is_dir() or path.suffix == ".parquet":
+        return "exchange_parquet"
+    return "exchange_jsonl"
+
+
+def _raw_lines(path: Path) -> Iterator[bytes]:
+    if path.name.endswith(".gz"):
+        with gzip.open(path, "rb") as handle:
+            yield from handle
+    elif path.name.endswith(".zst"):
+        with path.open("rb") as raw:
+            yield from io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw))
+    else:
+        with path.open("rb") as handle:
+            yield from handle
+
+
+def _accept(record: dict, stats: FileStats, rejects: RejectSink, location: str, raw: bytes,
+            seen: set[str] | None) -> dict | None:
+    problem = check_exchange(record)
+    if problem is not None:
+        field, reason = problem
+        stats.rejected += 1
+        rejects.add(stats.source, location, reason, field, raw)
+        return None
+    if seen is not None:
+        if record["exchange_id"] in seen:
+            stats.duplicates += 1
+            stats.rejected += 1
+            rejects.add(stats.source, location,
+                        f"duplicate exchange_id {record['exchange_id']!r}", "exchange_id", raw)
+            return None
+        seen.add(record["exchange_id"])
+    if cap_text(record):
+        stats.capped += 1
+        record["truncated"] = True
+    stats.accepted += 1
+    return record
+
+
+def read_jsonl(path: Path, stats: FileStats, rejects: RejectSink,
+               seen: set[str] | None = None) -> Iterator[dict]:
+    """Valid records of an Exchange JSONL file."""
+    number = 0
+    try:
+        for number, line in enumerate(_raw_lines(path), start=1):
+            if not line.strip():
+                continue
+            stats.read += 1
+            location = f"line {number}"
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                stats.rejected += 1
+                rejects.add(stats.source, location, f"not valid UTF-8 at byte {error.start}",
+                            None, line)
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as error:
+                stats.rejected += 1
+                rejects.add(stats.source, location, f"invalid JSON: {error}", None, line)
+                continue
+            accepted = _accept(record, stats, rejects, location, line, seen)
+            if accepted is not None:
+                yield accepted
+    except (EOFError, zlib.error, zstandard.ZstdError, OSError) as error:
+        stats.truncated_stream = True
+        stats.rejected += 1
+        rejects.add(stats.source, f"after line {number}",
+                    f"compressed stream is truncated or corrupt: {error}; "
+                    f"the {stats.accepted} records before it were kept", None, b"")
+        logger.warning("%s: truncated after line %d (%s)", path, number, error)
+
+
+def read_parquet(path: Path, stats: FileStats, rejects: RejectSink,
+                 seen: set[str] | None = None) -> Iterator[dict]:
+    """Valid records of an Exchange Parquet file or folder of parts."""
+    parts = sorted(path.glob("part-*.parquet")) if path.is_dir() else [path]
+    for part in parts:
+        row = 0
+        for batch in pq.ParquetFile(part).iter_batches():
+            for record in batch.to_pylist():
+                row += 1
+                stats.read += 1
+                _decode_tool_parameters(record)
+                accepted = _accept(record, stats, rejects, f"{part.name} row {row}",
+                                   orjson.dumps(record, default=str), seen)
+                if accepted is not None:
+                    yield accepted
+
+
+def _decode_tool_parameters(record: dict) -> None:
+    # Parquet keeps free-form JSON (a tool's parameters) as text.
+    for tool in ((record.get("request") or {}).get("tools") or ()):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("parameters"), str):
+            with contextlib.suppress(orjson.JSONDecodeError):
+                function["parameters"] = orjson.loads(function["parameters"])
+
+
+def read_exchanges(path: Path, rejects: RejectSink, fmt: str | None = None,
+                   seen: set[str] | None = None) -> tuple[FileStats, Iterator[dict]]:
+    """The stats object (filled as the iterator is consumed) and the valid records of a file."""
+    stats = FileStats(str(path))
+    chosen = fmt or detect_format(path)
+    if chosen == "exchange_parquet":
+        return stats, read_parquet(path, stats, rejects, seen)
+    return stats, read_jsonl(path, stats, rejects, seen)
