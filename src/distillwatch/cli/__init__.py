@@ -44,9 +44,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from distillwatch.cli import data, demo, evaluate, simulate
+    from distillwatch.cli import data, demo, evaluate, ingest, simulate
 
-    for module in (demo, simulate, evaluate, data):
+    for module in (demo, simulate, evaluate, ingest, data):
         module.register(app)
 
 

@@ -1,0 +1,45 @@
+"""The ingest command: stores what is valid, reports and keeps what is not, idempotently."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import duckdb
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "distillwatch", *args], capture_output=True,
+                          text=True, env={**os.environ, "COLUMNS": "200", **(env or {})})
+
+
+def test_ingest_twice_with_a_bad_line(tmp_path):
+    logs = tmp_path / "logs.jsonl"
+    good = [{"exchange_id": f"e{i}", "timestamp": "2026-04-20T10:00:00Z", "account_id": "a",
+             "model": "m", "request": {"messages": [{"role": "user", "content": "hello"}]}}
+            for i in range(5)]
+    logs.write_text("".join(json.dumps(r) + "\n" for r in good) + "not json\n")
+    key = tmp_path / "fp.key"
+    key.write_text("a-secret-key-of-enough-length")
+    store = tmp_path / "store.duckdb"
+    first = _cli("ingest", str(logs), "--store", str(store), "--key-file", str(key))
+    assert first.returncode == 0, first.stderr
+    assert "stored 5 new exchanges" in first.stdout and "1 rejected" in first.stdout
+    second = _cli("ingest", str(logs), "--store", str(store), "--key-file", str(key))
+    assert "stored 0 new exchanges (5 were already stored)" in second.stdout
+    with duckdb.connect(str(store)) as connection:
+        assert connection.sql("SELECT count(*) FROM features").fetchall() == [(5,)]
+    rejects = (tmp_path / "rejected.jsonl").read_text().splitlines()
+    assert len(rejects) == 2 and "invalid JSON" in rejects[0]
+
+
+def test_unkeyed_fingerprints_are_warned_about_and_missing_input_exits_2(tmp_path):
+    logs = tmp_path / "empty.jsonl"
+    logs.write_text("")
+    result = _cli("ingest", str(logs), "--store", str(tmp_path / "s.duckdb"),
+                  env={"DISTILLWATCH_FINGERPRINT_KEY": ""})
+    assert result.returncode == 0 and "unkeyed" in result.stdout
+    missing = _cli("ingest", str(tmp_path / "nowhere"), "--store", str(tmp_path / "s.duckdb"))
+    assert missing.returncode == 2 and "No such file or folder" in missing.stderr
