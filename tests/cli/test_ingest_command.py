@@ -24,15 +24,21 @@ def test_ingest_twice_with_a_bad_line(tmp_path):
     key = tmp_path / "fp.key"
     key.write_text("a-secret-key-of-enough-length")
     store = tmp_path / "store.duckdb"
-    first = _cli("ingest", str(logs), "--store", str(store), "--key-file", str(key))
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("account_id,signup_channel,verified\na,education,false\nb,space,true\n")
+    first = _cli("ingest", str(logs), "--store", str(store), "--key-file", str(key),
+                 "--accounts", str(accounts))
     assert first.returncode == 0, first.stderr
-    assert "stored 5 new exchanges" in first.stdout and "1 rejected" in first.stdout
+    assert "stored 5 new exchanges" in first.stdout and "2 rejected" in first.stdout
     second = _cli("ingest", str(logs), "--store", str(store), "--key-file", str(key))
     assert "stored 0 new exchanges (5 were already stored)" in second.stdout
     with duckdb.connect(str(store)) as connection:
         assert connection.sql("SELECT count(*) FROM features").fetchall() == [(5,)]
+        assert connection.sql("SELECT account_id, signup_channel FROM accounts").fetchall() == [
+            ("a", "education")]
     rejects = (tmp_path / "rejected.jsonl").read_text().splitlines()
-    assert len(rejects) == 2 and "invalid JSON" in rejects[0]
+    assert len(rejects) == 3 and "invalid JSON" in rejects[0]
+    assert "unknown signup_channel 'space'" in rejects[1]
 
 
 def test_unkeyed_fingerprints_are_warned_about_and_missing_input_exits_2(tmp_path):

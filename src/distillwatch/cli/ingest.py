@@ -33,6 +33,9 @@ def ingest_command(
     store: Path = typer.Option(Path("distillwatch.duckdb"), "--store", "-s",
                                help="DuckDB file holding the fingerprinted exchanges "
                                     "(created if missing; re-ingesting adds nothing)."),
+    accounts: list[Path] = typer.Option([], "--accounts", "-a", help="Account file(s): "
+                                        "JSONL, CSV or Parquet (account schema; repeatable). "
+                                        "A later row for an account replaces the earlier."),
     fmt: str = typer.Option(None, "--format", "-f", help="Force exchange_jsonl or "
                             "exchange_parquet (default: detected per file)."),
     rejects: Path = typer.Option(None, "--rejects", help="Where unreadable records go "
@@ -49,18 +52,20 @@ def ingest_command(
     written to the rejects file with its file, line or row and the reason (with a masked
     excerpt, never prompt text). Raw prompt text is not stored: only keyed fingerprints.
 
-    Example: distillwatch ingest logs/2026-05/ --store store.duckdb --key-file fp.key
+    Example: distillwatch ingest logs/2026-05/ --accounts accounts.csv --store store.duckdb
+    --key-file fp.key
     """
     from rich.console import Console
     from rich.table import Table
 
     from distillwatch.engine import DuckDBEngine
+    from distillwatch.ingest.accounts import read_accounts, store_accounts
     from distillwatch.ingest.readers import input_files
     from distillwatch.ingest.rejects import RejectSink
     from distillwatch.ingest.store import ingest
 
     console = Console()
-    missing = [str(p) for p in logs if not p.exists()]
+    missing = [str(p) for p in [*logs, *accounts] if not p.exists()]
     if missing:
         raise DistillwatchInputError(f"No such file or folder: {', '.join(missing)}")
     if not input_files(list(logs)):
@@ -74,6 +79,10 @@ def ingest_command(
     try:
         with console.status("ingesting"):
             report = ingest(engine, logs, sink, key, fmt)
+            for path in accounts:
+                stats, rows = read_accounts(path, sink)
+                store_accounts(engine, rows)
+                report.files.append(stats)
     finally:
         sink.close()
         engine.close()
