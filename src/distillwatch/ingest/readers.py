@@ -1,9 +1,10 @@
 """Stream Exchange records out of log files; bad records become rejects, never exceptions.
 
 Supported: Exchange JSONL (plain, ``.gz``, ``.zst``) and Parquet (a file or a folder of
-parts, nested like the JSONL; a tool's ``parameters`` may be JSON text). A truncated
-compressed stream keeps every record read before the break and adds one reject naming the
-point of truncation.
+parts, nested like the JSONL; a tool's ``parameters`` may be JSON text), and provider log lines
+(OpenAI Chat Completions / Responses, Anthropic Messages; see ``formats.py``) in the same
+files. A truncated compressed stream keeps every record read before the break and adds one
+reject naming the point of truncation.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import orjson
 import pyarrow.parquet as pq
 import zstandard
 
+from distillwatch.ingest.formats import is_provider_log, to_exchange
 from distillwatch.ingest.rejects import RejectSink
 from distillwatch.ingest.validate import cap_text, check_exchange
 
@@ -80,6 +82,8 @@ def _raw_lines(path: Path) -> Iterator[bytes]:
 
 def _accept(record: dict, stats: FileStats, rejects: RejectSink, location: str, raw: bytes,
             seen: set[str] | None) -> dict | None:
+    if isinstance(record, dict) and is_provider_log(record):
+        record = to_exchange(record)
     problem = check_exchange(record)
     if problem is not None:
         field, reason = problem

@@ -1,0 +1,159 @@
+"""Provider log records -> Exchange records (``shared/schema/exchange.schema.json``).
+
+Accepted: one JSON object per line holding the API call as sent and answered, with the
+identity and network the gateway saw:
+
+    {"timestamp": "2026-05-02T10:00:00Z",            # or response "created" (epoch seconds)
+     "account_id": "org-42",                          # or "organization" / "user_id"
+     "api_key_id": "key-7", "client_ip": "198.51.100.7", "user_agent": "OpenAI/Python 1.99",
+     "request": {...},                                # the request body
+     "response": {...}}                               # the response body
+
+The body decides the dialect: OpenAI Chat Completions (``messages``), OpenAI Responses
+(``input`` / ``instructions``), Anthropic Messages (top-level ``system``, ``thinking`` or a
+``content`` list in the response).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def is_provider_log(record: dict) -> bool:
+    """True for a request/response log line rather than an Exchange record."""
+    return "exchange_id" not in record and isinstance(record.get("request"), dict)
+
+
+def dialect(record: dict) -> str:
+    """``openai_responses``, ``anthropic_messages`` or ``openai_chat``."""
+    request, response = record["request"], record.get("response") or {}
+    if "input" in request or "instructions" in request or response.get("object") == "response":
+        return "openai_responses"
+    if ("thinking" in request or isinstance(request.get("system"), str | list)
+            or response.get("type") == "message" or "stop_reason" in response):
+        return "anthropic_messages"
+    return "openai_chat"
+
+
+def _when(record: dict) -> str | None:
+    if isinstance(record.get("timestamp"), str):
+        return record["timestamp"]
+    created = (record.get("response") or {}).get("created") or (
+        record.get("response") or {}).get("created_at")
+    if isinstance(created, int | float):
+        return datetime.fromtimestamp(created, UTC).isoformat().replace("+00:00", "Z")
+    return None
+
+
+def _base(record: dict, operation: str) -> dict:
+    request, response = record["request"], record.get("response") or {}
+    return {
+        "exchange_id": record.get("request_id") or response.get("id") or record.get("id"),
+        "timestamp": _when(record),
+        "account_id": record.get("account_id") or record.get("organization")
+        or record.get("user_id"),
+        "api_key_id": record.get("api_key_id"),
+        "model": request.get("model") or response.get("model"),
+        "operation": operation,
+        "client": {"ip": record.get("client_ip"), "user_agent": record.get("user_agent")},
+        "end_user": request.get("safety_identifier") or request.get("user"),
+    }
+
+
+def _openai_chat(record: dict) -> dict:
+    request, response = record["request"], record.get("response") or {}
+    messages = request.get("messages") or []
+    system = next((m.get("content") for m in messages
+                   if m.get("role") in ("system", "developer")
+                   and isinstance(m.get("content"), str)), None)
+    choice = (response.get("choices") or [{}])[0]
+    usage = response.get("usage") or {}
+    return {
+        **_base(record, "chat"),
+        "request": {
+            "system": system, "messages": messages, "tools": request.get("tools"),
+            "max_tokens": request.get("max_completion_tokens") or request.get("max_tokens"),
+            "temperature": request.get("temperature"), "top_p": request.get("top_p"),
+            "n": request.get("n"), "logprobs": request.get("logprobs"),
+            "top_logprobs": request.get("top_logprobs"), "stream": request.get("stream"),
+            "reasoning": ({"enabled": True, "budget_tokens": None}
+                          if request.get("reasoning_effort") else None),
+        },
+        "response": {"text": (choice.get("message") or {}).get("content"),
+                     "finish_reason": choice.get("finish_reason"),
+                     "status": record.get("status"), "error_type": None},
+        "usage": {"input_tokens": usage.get("prompt_tokens"),
+                  "output_tokens": usage.get("completion_tokens"),
+                  "reasoning_tokens": (usage.get("completion_tokens_details") or {})
+                  .get("reasoning_tokens")},
+    }
+
+
+def _openai_responses(record: dict) -> dict:
+    request, response = record["request"], record.get("response") or {}
+    given = request.get("input")
+    if isinstance(given, str):
+        messages = [{"role": "user", "content": given}]
+    else:
+        messages = [{"role": item.get("role", "user"), "content": item.get("content", "")}
+                    for item in given or [] if isinstance(item, dict) and "role" in item]
+    texts = [part.get("text") for item in response.get("output") or []
+             if isinstance(item, dict) and item.get("type") == "message"
+             for part in item.get("content") or [] if part.get("type") == "output_text"]
+    usage = response.get("usage") or {}
+    reasoning = request.get("reasoning") or {}
+    return {
+        **_base(record, "responses"),
+        "request": {
+            "system": request.get("instructions"), "messages": messages,
+            "tools": request.get("tools"), "max_tokens": request.get("max_output_tokens"),
+            "temperature": request.get("temperature"), "top_p": request.get("top_p"),
+            "top_logprobs": request.get("top_logprobs"), "stream": request.get("stream"),
+            "reasoning": {"enabled": True, "budget_tokens": None} if reasoning else None,
+        },
+        "response": {"text": "\n".join(t for t in texts if t) or None,
+                     "finish_reason": response.get("status"), "status": record.get("status"),
+                     "error_type": None},
+        "usage": {"input_tokens": usage.get("input_tokens"),
+                  "output_tokens": usage.get("output_tokens"),
+                  "reasoning_tokens": (usage.get("output_tokens_details") or {})
+                  .get("reasoning_tokens")},
+    }
+
+
+def _anthropic_messages(record: dict) -> dict:
+    request, response = record["request"], record.get("response") or {}
+    system = request.get("system")
+    if isinstance(system, list):
+        system = "\n".join(part.get("text", "") for part in system if isinstance(part, dict))
+    thinking = request.get("thinking") or {}
+    texts = [part.get("text") for part in response.get("content") or []
+             if isinstance(part, dict) and part.get("type") == "text"]
+    usage = response.get("usage") or {}
+    return {
+        **_base(record, "messages"),
+        "request": {
+            "system": system, "messages": request.get("messages") or [],
+            "tools": request.get("tools"), "max_tokens": request.get("max_tokens"),
+            "temperature": request.get("temperature"), "top_p": request.get("top_p"),
+            "stream": request.get("stream"),
+            "reasoning": ({"enabled": True, "budget_tokens": thinking.get("budget_tokens")}
+                          if thinking.get("type") == "enabled" else None),
+        },
+        "response": {"text": "\n".join(t for t in texts if t) or None,
+                     "finish_reason": response.get("stop_reason"),
+                     "status": record.get("status"), "error_type": None},
+        "usage": {"input_tokens": usage.get("input_tokens"),
+                  "output_tokens": usage.get("output_tokens"), "reasoning_tokens": None},
+    }
+
+
+_CONVERTERS = {"openai_chat": _openai_chat, "openai_responses": _openai_responses,
+               "anthropic_messages": _anthropic_messages}
+
+
+def to_exchange(record: dict) -> dict:
+    """The Exchange record of a provider log line (validated afterwards like any other)."""
+    exchange = _CONVERTERS[dialect(record)](record)
+    exchange["source_format"] = dialect(record)
+    return exchange

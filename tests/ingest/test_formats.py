@@ -1,0 +1,95 @@
+"""Provider log lines become Exchange records with the right fields."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from distillwatch.fingerprint.features import exchange_features
+from distillwatch.ingest.formats import dialect, to_exchange
+from distillwatch.ingest.readers import read_exchanges
+from distillwatch.ingest.rejects import RejectSink
+from distillwatch.ingest.validate import check_exchange
+
+IDENTITY = {"account_id": "org-42", "api_key_id": "key-7", "client_ip": "198.51.100.7",
+            "user_agent": "OpenAI/Python 1.99.1"}
+OPENAI_CHAT = {
+    **IDENTITY, "timestamp": "2026-05-02T10:00:00Z",
+    "request": {"model": "gpt-x", "n": 4, "logprobs": True, "top_logprobs": 5,
+                "max_completion_tokens": 16000, "reasoning_effort": "high",
+                "messages": [{"role": "system", "content": "You are a solver."},
+                             {"role": "user", "content": "Prove it step by step."}],
+                "tools": [{"type": "function", "function": {"name": "calc", "parameters": {}}}]},
+    "response": {"id": "chatcmpl-1", "created": 1777716000,
+                 "choices": [{"message": {"content": "First..."}, "finish_reason": "length"}],
+                 "usage": {"prompt_tokens": 30, "completion_tokens": 16000,
+                           "completion_tokens_details": {"reasoning_tokens": 9000}}},
+}
+OPENAI_RESPONSES = {
+    **IDENTITY,
+    "request": {"model": "gpt-x", "instructions": "Grade answers.", "reasoning":
+                {"effort": "medium"}, "max_output_tokens": 2048,
+                "input": [{"role": "user", "content": "Rate this response from 1 to 10: ..."}]},
+    "response": {"id": "resp_1", "object": "response", "created_at": 1777716001,
+                 "status": "completed",
+                 "output": [{"type": "message", "content": [{"type": "output_text",
+                                                             "text": "Score: 7"}]}],
+                 "usage": {"input_tokens": 40, "output_tokens": 5,
+                           "output_tokens_details": {"reasoning_tokens": 100}}},
+}
+ANTHROPIC = {
+    **IDENTITY, "timestamp": "2026-05-02T10:00:02.5Z",
+    "request": {"model": "claude-x", "max_tokens": 8000, "system": "You are an agent.",
+                "thinking": {"type": "enabled", "budget_tokens": 4000},
+                "messages": [{"role": "user", "content": [{"type": "text",
+                                                           "text": "Book a flight"}]}],
+                "tools": [{"name": "search", "input_schema": {"type": "object"}}]},
+    "response": {"id": "msg_1", "type": "message", "stop_reason": "tool_use",
+                 "content": [{"type": "text", "text": "Searching."}],
+                 "usage": {"input_tokens": 50, "output_tokens": 20}},
+}
+
+
+@pytest.mark.parametrize("record, expected", [
+    (OPENAI_CHAT, "openai_chat"), (OPENAI_RESPONSES, "openai_responses"),
+    (ANTHROPIC, "anthropic_messages")])
+def test_dialect_and_a_valid_exchange(record, expected):
+    assert dialect(record) == expected
+    exchange = to_exchange(record)
+    assert check_exchange(exchange) is None
+    assert exchange["account_id"] == "org-42" and exchange["client"]["ip"] == "198.51.100.7"
+
+
+def test_openai_chat_fields():
+    e = to_exchange(OPENAI_CHAT)
+    assert (e["exchange_id"], e["request"]["n"], e["request"]["max_tokens"]) == (
+        "chatcmpl-1", 4, 16000)
+    assert e["request"]["system"] == "You are a solver." and e["request"]["logprobs"] is True
+    assert e["request"]["reasoning"]["enabled"] and e["usage"]["reasoning_tokens"] == 9000
+    assert e["response"]["finish_reason"] == "length"
+
+
+def test_openai_responses_fields():
+    e = to_exchange(OPENAI_RESPONSES)
+    assert e["timestamp"].startswith("2026-05-02") and e["request"]["system"] == "Grade answers."
+    assert e["response"]["text"] == "Score: 7" and e["request"]["max_tokens"] == 2048
+
+
+def test_anthropic_fields():
+    e = to_exchange(ANTHROPIC)
+    assert e["request"]["reasoning"] == {"enabled": True, "budget_tokens": 4000}
+    assert e["operation"] == "messages" and e["response"]["finish_reason"] == "tool_use"
+
+
+def test_log_lines_flow_through_reading_and_fingerprinting(tmp_path):
+    path = tmp_path / "gateway.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (OPENAI_CHAT, OPENAI_RESPONSES,
+                                                           ANTHROPIC)))
+    sink = RejectSink(tmp_path / "rejected.jsonl")
+    _, records = read_exchanges(path, sink)
+    features = exchange_features(list(records), b"k").to_pylist()
+    assert [f["cot"] for f in features] == [True, True, True]      # trace / reasoning asked
+    assert [f["grading"] for f in features] == [False, True, False]
+    assert features[0]["n"] == 4 and features[0]["logprobs"] is True
+    assert features[2]["capability"] == "agentic_tool_use"
