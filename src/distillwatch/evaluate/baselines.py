@@ -19,7 +19,9 @@ from distillwatch.evaluate.scanners import Scanner
 from distillwatch.io import find_exchange_files, iter_exchanges
 from distillwatch.report.contract import AccountResult, write_scan_output
 
-# Requests for a written-out reasoning trace, in the words people and scripts use.
+# Requests for a written-out reasoning trace, in the words people and scripts use. Deliberately
+# simpler than fingerprint.elicitation (English only, no edges or system-prompt logic): this is
+# the naive detector the benchmark is calibrated against, and its numbers are on record.
 COT_PATTERN = re.compile(
     r"step[ -]by[ -]step|think(?:ing)? (?:it )?through|show (?:all of )?your (?:full )?"
     r"(?:reasoning|work|thinking)|explain your reasoning|chain[ -]of[ -]thought|<thinking>|"
