@@ -7,27 +7,30 @@ beats prose; maths and logic beat generic writing.
 
 from __future__ import annotations
 
-import re
+import re2
 
 CAPABILITIES = ("coding", "agentic_tool_use", "reasoning_cot", "writing", "grading", "other")
 
-_CODE = re.compile(
+_CASELESS = re2.Options()
+_CASELESS.case_sensitive = False
+
+_CODE = re2.compile(
     r"```|\bdef \w+\(|\bfunction\s*\w*\s*\(|\bclass \w+|#include|\bimport \w+|\bpublic static\b|"
     r"\b(?:implement|refactor|debug|compile|unit tests?|stack trace|regex|algorithm|api "
     r"endpoint|sql query|time complexity)\b|\b(?:python|javascript|typescript|java|rust|golang|"
     r"c\+\+|c#|kotlin|swift|ruby|php|haskell|scala|bash|sql)\b",
-    re.IGNORECASE,
+    _CASELESS,
 )
-_REASONING = re.compile(
+_REASONING = re2.compile(
     r"\b(?:solve|prove|calculate|compute|how many|how much|probability|equation|integral|"
     r"derivative|theorem|puzzle|riddle|logic|deduce|percent|ratio|sum of|average)\b|"
     r"\d+\s*[-+*/×÷^=]\s*\d+|[=<>≤≥]\s*\d",
-    re.IGNORECASE,
+    _CASELESS,
 )
-_WRITING = re.compile(
+_WRITING = re2.compile(
     r"\b(?:write|draft|compose|rewrite|paraphrase|summari[sz]e|translate|essay|story|poem|"
     r"blog|article|e-?mail|letter|speech|slogan|outline|headline|caption|lyrics|script)\b",
-    re.IGNORECASE,
+    _CASELESS,
 )
 
 

@@ -11,9 +11,20 @@ why they are profiled per account over time and combined with other signals down
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
+
+import re2
+
+# RE2 matches in linear time and is roughly ten times faster than `re` on these alternations;
+# the patterns are written in the syntax both accept (no backreferences or lookarounds).
+_OPTIONS = re2.Options()
+_DOTALL = re2.Options()
+_DOTALL.dot_nl = True
+
+
+def _compile(pattern: str, dotall: bool = False):
+    return re2.compile(pattern, _DOTALL if dotall else _OPTIONS)
 
 _STEP_BY_STEP = (
     r"step[ -]by[ -]step|one step at a time|étape par étape|paso a paso|schritt für schritt|"
@@ -21,7 +32,7 @@ _STEP_BY_STEP = (
     r"từng bước|langkah demi langkah|hatua kwa hatua|خطوة بخطوة|चरण दर चरण|"
     r"一步一步|逐步|ステップバイステップ|段階的に|順を追って|단계별로|차근차근"
 )
-COT = re.compile(
+COT = _compile(
     rf"{_STEP_BY_STEP}|chain[ -]of[ -]thought|\blet'?s think\b|think (?:it )?through|"
     r"think (?:carefully|hard|deeply) (?:about|before)|(?:show|explain|write out|expose|reveal)"
     r" (?:all of |me )?(?:your|the) (?:full |complete |entire |detailed )?"
@@ -32,21 +43,21 @@ COT = re.compile(
     r"reason (?:carefully|through|about it)|walk (?:me )?through (?:your|the) (?:reasoning|logic)|"
     r"razonamiento|raisonnement|begründ|推理过程|思考过程|思路|推論|추론 과정",
 )
-GRADING = re.compile(
+GRADING = _compile(
     r"\b(?:rate|score|grade|judge|evaluate|assess|critique)\b[^.\n]{0,60}\b(?:response|answer|"
     r"output|completion|reply|assistant)s?\b|on a scale (?:of|from) \d+ to \d+|"
     r"\b\d+\s*(?:-|to)\s*10 scale|impartial judge|reward model|preference (?:label|data)|"
     r"which (?:response|answer|completion) is better|\b(?:response|answer) [ab]\b.*\b"
     r"(?:response|answer) [ab]\b|rubric|score:\s*\[?\[?x|\[\[rating\]\]|rating: \[\[",
-    re.DOTALL,
+    dotall=True,
 )
-TOOL_TRACE = re.compile(
+TOOL_TRACE = _compile(
     r"\bthought\s*[,:/].{0,40}\baction\b|\baction input\b|\bobservation\b.{0,40}\bthought\b|"
     r"\breact\b (?:format|style|loop)|(?:full|complete|entire|whole) (?:trajectory|trace)|"
     r"trajector(?:y|ies)|narrat\w* (?:each|every) (?:step|decision|tool call|action)|"
     r"(?:before|after) (?:every|each) (?:tool|function) call|"
     r"(?:explain|justify) (?:why|how) (?:you|each) (?:chose|choose|call)",
-    re.DOTALL,
+    dotall=True,
 )
 # Frames sit at the start and the end of a prompt; a long payload in between is not scanned.
 EDGE_CHARS = 1500
