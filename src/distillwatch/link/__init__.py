@@ -1,0 +1,1 @@
+"""Linking accounts: edges from shared evidence, then clusters."""
