@@ -10,8 +10,6 @@ reject naming the point of truncation.
 from __future__ import annotations
 
 import contextlib
-import gzip
-import io
 import logging
 import zlib
 from collections.abc import Iterator
@@ -25,6 +23,7 @@ import zstandard
 from distillwatch.ingest.formats import is_provider_log, to_exchange
 from distillwatch.ingest.rejects import RejectSink
 from distillwatch.ingest.validate import cap_text, check_exchange
+from distillwatch.io import iter_lines
 
 logger = logging.getLogger(__name__)
 FORMATS = ("exchange_jsonl", "exchange_parquet")
@@ -68,18 +67,6 @@ def detect_format(path: Path) -> str:
     return "exchange_jsonl"
 
 
-def _raw_lines(path: Path) -> Iterator[bytes]:
-    if path.name.endswith(".gz"):
-        with gzip.open(path, "rb") as handle:
-            yield from handle
-    elif path.name.endswith(".zst"):
-        with path.open("rb") as raw:
-            yield from io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw))
-    else:
-        with path.open("rb") as handle:
-            yield from handle
-
-
 def _accept(record: dict, stats: FileStats, rejects: RejectSink, location: str, raw: bytes,
             seen: set[str] | None) -> dict | None:
     if isinstance(record, dict) and is_provider_log(record):
@@ -110,7 +97,7 @@ def read_jsonl(path: Path, stats: FileStats, rejects: RejectSink,
     """Valid records of an Exchange JSONL file."""
     number = 0
     try:
-        for number, line in enumerate(_raw_lines(path), start=1):
+        for number, line in enumerate(iter_lines(path), start=1):
             if not line.strip():
                 continue
             stats.read += 1

@@ -1,5 +1,5 @@
 """Readers for exchange files."""
 
-from distillwatch.io.exchange_files import find_exchange_files, iter_exchanges
+from distillwatch.io.exchange_files import find_exchange_files, iter_exchanges, iter_lines
 
-__all__ = ["find_exchange_files", "iter_exchanges"]
+__all__ = ["find_exchange_files", "iter_exchanges", "iter_lines"]

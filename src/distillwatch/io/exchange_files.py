@@ -37,7 +37,8 @@ def find_exchange_files(world_dir: Path) -> list[Path]:
         str(world_dir))
 
 
-def _lines(path: Path) -> Iterator[bytes]:
+def iter_lines(path: Path) -> Iterator[bytes]:
+    """Raw lines of a plain, ``.gz`` or ``.zst`` file, streamed."""
     if path.name.endswith(".gz"):
         with gzip.open(path, "rb") as handle:
             yield from handle
@@ -67,7 +68,7 @@ def iter_exchanges(paths: Sequence[Path], columns: Sequence[str] | None = None
                                                             else None):
                 yield from batch.to_pylist()
             continue
-        for number, line in enumerate(_lines(path), start=1):
+        for number, line in enumerate(iter_lines(path), start=1):
             if not line.strip():
                 continue
             try:
