@@ -18,8 +18,9 @@ app = typer.Typer(
     name="distillwatch",
     help=(
         "Find and stop distillation attacks on LLM APIs.\n\n"
-        "Build a labelled benchmark world with `simulate`, score a scan of it with `evaluate`, "
-        "or run both on the small built-in world with `demo`."
+        "Scan API logs for campaigns with `scan` (or `ingest` first, then `scan --store`); "
+        "build a labelled benchmark world with `simulate` and score a scan of it with "
+        "`evaluate`; or run it all on the small built-in world with `demo`."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -44,9 +45,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from distillwatch.cli import data, demo, evaluate, ingest, simulate
+    from distillwatch.cli import data, demo, evaluate, ingest, scan, simulate
 
-    for module in (demo, simulate, evaluate, ingest, data):
+    for module in (demo, scan, simulate, evaluate, ingest, data):
         module.register(app)
 
 

@@ -49,6 +49,15 @@ class Dialect:
     def median(self, expression: str) -> str:
         raise self._missing("median")
 
+    def explode(self, expression: str) -> str:
+        """One row per element of a list column (a SELECT-list expression)."""
+        raise self._missing("explode")
+
+    @property
+    def string_type(self) -> str:
+        """The name of the text type in casts."""
+        raise self._missing("string_type")
+
     def hash64(self, expression: str) -> str:
         """A 64-bit hash for bucketing inside one engine; values differ between engines, so
         never store them or compare them across engines."""
@@ -73,6 +82,13 @@ class DuckDBDialect(Dialect):
     def hash64(self, expression: str) -> str:
         return f"hash({expression})"
 
+    def explode(self, expression: str) -> str:
+        return f"unnest({expression})"
+
+    @property
+    def string_type(self) -> str:
+        return "VARCHAR"
+
 
 class SparkDialect(Dialect):
     name = "spark"
@@ -91,3 +107,10 @@ class SparkDialect(Dialect):
 
     def hash64(self, expression: str) -> str:
         return f"xxhash64({expression})"
+
+    def explode(self, expression: str) -> str:
+        return f"explode({expression})"
+
+    @property
+    def string_type(self) -> str:
+        return "STRING"

@@ -34,6 +34,7 @@ FEATURES_SCHEMA = pa.schema([
     ("system_hash", pa.int64()),
     ("tools_hash", pa.int64()),
     ("tool_count", pa.int32()),
+    ("prompt_hash", pa.int64()),
     ("band_keys", pa.list_(pa.int64())),
     ("line_hashes", pa.list_(pa.int64())),
     ("head_key", pa.int64()),
@@ -119,6 +120,9 @@ def exchange_features(records: Sequence[Mapping], key: bytes) -> pa.Table:
             "tools_hash": (keyed_hash(key, b"tools", orjson.dumps(
                 tools, option=orjson.OPT_SORT_KEYS)) if tools else None),
             "tool_count": len(tools),
+            # Exact repeats (an evaluation sweep run again) against never-repeated sweeps
+            # (coverage partitioning): case and spacing do not make a prompt new.
+            "prompt_hash": keyed_hash(key, b"prompt", " ".join(prompt.lower().split())),
             "cot": elicited.cot,
             "grading": elicited.grading,
             "tool_trace": elicited.tool_trace,

@@ -161,3 +161,37 @@ def read_exchanges(path: Path, rejects: RejectSink, fmt: str | None = None,
     if chosen == "exchange_parquet":
         return stats, read_parquet(path, stats, rejects, seen)
     return stats, read_jsonl(path, stats, rejects, seen)
+
+
+ACCOUNT_FILE_KEYS = frozenset({"signup_channel", "payment_fingerprint", "billing_country",
+                               "created_at", "email_domain", "verified"})
+
+
+def sniff_kind(path: Path) -> str:
+    """What a log folder's file holds: ``exchanges``, ``accounts`` or ``other``.
+
+    Parquet parts and JSONL whose first record looks like an Exchange or provider log line
+    are exchanges; a first record with an ``account_id`` and account fields but no exchange
+    id is an account file; pretty-printed JSON documents (a world's ``labels.json``) are
+    ``other``. Unreadable first lines count as exchanges, so their records are rejected
+    with reasons rather than skipped.
+    """
+    if path.is_dir() or path.suffix == ".parquet":
+        return "exchanges"
+    if path.suffix == ".csv":
+        return "accounts"
+    if path.suffix == ".json":
+        return "other"
+    try:
+        for line in iter_lines(path):
+            if line.strip():
+                record = orjson.loads(line)
+                break
+        else:
+            return "exchanges"
+    except (orjson.JSONDecodeError, EOFError, OSError, zlib.error, zstandard.ZstdError):
+        return "exchanges"
+    if isinstance(record, dict) and "exchange_id" not in record and "account_id" in record \
+            and ACCOUNT_FILE_KEYS & set(record):
+        return "accounts"
+    return "exchanges"

@@ -7,13 +7,14 @@ mid-way keeps every batch already committed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 
-from distillwatch.engine import Engine
+from distillwatch.engine import Engine, EngineFrame
+from distillwatch.exceptions import DistillwatchInputError
 from distillwatch.fingerprint.features import FEATURES_SCHEMA, exchange_features
 from distillwatch.ingest.readers import FileStats, input_files, read_exchanges
 from distillwatch.ingest.rejects import RejectSink
@@ -46,14 +47,25 @@ def _batches(records: Iterable[dict], size: int) -> Iterator[list[dict]]:
         yield batch
 
 
-def ensure_store(engine: Engine) -> None:
-    """Create the ``features`` table if the store does not have it yet."""
+def ensure_store(engine: Engine) -> EngineFrame:
+    """Create the ``features`` table if the store does not have it yet.
+
+    Raises:
+        DistillwatchInputError: If the store holds a ``features`` table of another layout.
+    """
     empty = pa.Table.from_pylist([], schema=FEATURES_SCHEMA)
     engine.register("__dw__features_template", empty)
     engine.execute(f"CREATE TABLE IF NOT EXISTS {FEATURES_TABLE} AS "
                    "SELECT * FROM __dw__features_template WHERE false", "create store")
     engine.drop(engine.frame("__dw__features_template"))
-    engine.adopt(FEATURES_TABLE)
+    frame = engine.adopt(FEATURES_TABLE)
+    columns = engine.fetch_arrow(f"SELECT * FROM {FEATURES_TABLE} LIMIT 0").schema.names
+    if columns != FEATURES_SCHEMA.names:
+        raise DistillwatchInputError(
+            f"The store's '{FEATURES_TABLE}' table was written by another version of "
+            f"distillwatch (columns differ: {sorted(set(columns) ^ set(FEATURES_SCHEMA.names))});"
+            " ingest the logs into a new store file", source=str(getattr(engine, "path", "")))
+    return frame
 
 
 def append_features(engine: Engine, table: pa.Table) -> int:
@@ -69,7 +81,8 @@ def append_features(engine: Engine, table: pa.Table) -> int:
 
 
 def ingest(engine: Engine, paths: Sequence[Path], rejects: RejectSink, key: bytes,
-           fmt: str | None = None, batch_size: int = BATCH_SIZE) -> IngestReport:
+           fmt: str | None = None, batch_size: int = BATCH_SIZE,
+           progress: Callable[[str, int], None] | None = None) -> IngestReport:
     """Read, validate, fingerprint and store every exchange of ``paths``.
 
     Args:
@@ -79,6 +92,7 @@ def ingest(engine: Engine, paths: Sequence[Path], rejects: RejectSink, key: byte
         key: The fingerprint key.
         fmt: Force a format (default: detected per file).
         batch_size: Exchanges per stored batch.
+        progress: Called after each batch with the file and the records read from it.
     """
     ensure_store(engine)
     report = IngestReport()
@@ -90,5 +104,7 @@ def ingest(engine: Engine, paths: Sequence[Path], rejects: RejectSink, key: byte
             added = append_features(engine, exchange_features(batch, key))
             report.stored += added
             report.already_stored += len(batch) - added
+            if progress is not None:
+                progress(stats.source, stats.read)
         rejects.flush()
     return report

@@ -12,17 +12,23 @@ from distillwatch.engine import Dialect, SqlStep
 FEATURES_TABLE = "__dw__features"
 OUTPUT = "__dw__profile_features"
 UNTRUSTED_NETWORKS = ("hosting", "proxy", "vpn", "tor")
+# Networks whose purpose is to hide who is behind them (hosting is where services run).
+ANONYMISING_NETWORKS = ("proxy", "vpn", "tor")
+# A max_tokens this large asks for whole traces, not answers.
+LONG_MAX_TOKENS = 8000
+IDENTITY_OUTPUT = "__dw__profile_accounts"
 
 
 def account_feature_sqls(dialect: Dialect) -> list[SqlStep]:
     """The steps that build ``__dw__profile_features`` (one row per account)."""
     epoch = dialect.epoch_seconds("ts")
     untrusted = ", ".join(f"'{kind}'" for kind in UNTRUSTED_NETWORKS)
+    anonymising = ", ".join(f"'{kind}'" for kind in ANONYMISING_NETWORKS)
     per_exchange = f"""
 SELECT
     account_id, ts, client_ip, client_asn, client_asn_kind, client_country, model,
-    head_key, cot, grading, tool_trace, user_turns, n, logprobs, reasoning_budget,
-    max_tokens, output_tokens,
+    head_key, prompt_hash, cot, grading, tool_trace, user_turns, n, logprobs, reasoning_budget,
+    max_tokens, output_tokens, capability,
     {epoch} AS epoch_s,
     CAST(floor({epoch} / 86400) AS BIGINT) AS day,
     CAST(floor({epoch} / 3600) AS BIGINT) % 24 AS hour_utc,
@@ -51,9 +57,18 @@ SELECT
     avg(CASE WHEN max_tokens IS NOT NULL AND output_tokens >= max_tokens
              THEN 1.0 ELSE 0.0 END) AS max_tokens_saturation,
     count(DISTINCT head_key) * 1.0 / count(*) AS distinct_opening_share,
+    count(DISTINCT prompt_hash) * 1.0 / count(*) AS distinct_prompt_share,
+    avg(CASE WHEN max_tokens >= {LONG_MAX_TOKENS} THEN 1.0 ELSE 0.0 END) AS long_max_tokens_rate,
+    avg(CASE WHEN capability = 'coding' THEN 1.0 ELSE 0.0 END) AS coding_share,
+    avg(CASE WHEN capability = 'agentic_tool_use' THEN 1.0 ELSE 0.0 END) AS agentic_share,
+    avg(CASE WHEN capability = 'reasoning_cot' THEN 1.0 ELSE 0.0 END) AS reasoning_share,
+    avg(CASE WHEN capability = 'grading' THEN 1.0 ELSE 0.0 END) AS grading_share,
+    avg(CASE WHEN capability = 'writing' THEN 1.0 ELSE 0.0 END) AS writing_share,
     avg(CASE WHEN client_asn_kind IN ({untrusted}) THEN 1.0 ELSE 0.0 END)
         AS untrusted_network_share,
     avg(CASE WHEN client_asn_kind = 'hosting' THEN 1.0 ELSE 0.0 END) AS hosting_share,
+    avg(CASE WHEN client_asn_kind IN ({anonymising}) THEN 1.0 ELSE 0.0 END)
+        AS anonymising_share,
     count(DISTINCT client_ip) AS distinct_ips,
     count(DISTINCT ip_prefix) AS distinct_prefixes,
     count(DISTINCT client_asn) AS distinct_asns,
@@ -64,3 +79,33 @@ FROM __dw__profile_exchanges
 GROUP BY account_id
 """
     return [SqlStep(per_exchange, "__dw__profile_exchanges"), SqlStep(per_account, OUTPUT)]
+
+
+def account_identity_sqls(dialect: Dialect) -> list[SqlStep]:
+    """Steps that add what the provider knows of each account to ``__dw__profile_features``.
+
+    Reads ``__dw__profile_features``, ``__dw__features`` and ``__dw__accounts`` (the account
+    file, possibly empty) and builds ``__dw__profile_accounts``: every behaviour column plus
+    sign-up channel, verification, organisation, account age at first exchange and the share
+    of exchanges sent from a country other than the billing country.
+    """
+    epoch_first = dialect.epoch_seconds("p.first_seen")
+    epoch_created = dialect.epoch_seconds("a.created_at")
+    countries = f"""
+SELECT f.account_id,
+       avg(CASE WHEN a.billing_country IS NULL OR f.client_country IS NULL THEN NULL
+                WHEN f.client_country <> a.billing_country THEN 1.0 ELSE 0.0 END)
+           AS geo_mismatch_share
+FROM {FEATURES_TABLE} f LEFT JOIN __dw__accounts a ON a.account_id = f.account_id
+GROUP BY f.account_id
+"""
+    joined = f"""
+SELECT p.*, c.geo_mismatch_share,
+       a.organization_id, a.signup_channel, a.verified, a.billing_country,
+       a.payment_fingerprint, a.email_domain, a.created_at,
+       ({epoch_first} - {epoch_created}) / 86400.0 AS age_days_at_first_seen
+FROM {OUTPUT} p
+LEFT JOIN __dw__profile_countries c ON c.account_id = p.account_id
+LEFT JOIN __dw__accounts a ON a.account_id = p.account_id
+"""
+    return [SqlStep(countries, "__dw__profile_countries"), SqlStep(joined, IDENTITY_OUTPUT)]

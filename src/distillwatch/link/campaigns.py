@@ -1,0 +1,31 @@
+"""The link stage: tokens -> pairs -> edges -> clusters of accounts run by one operator."""
+
+from __future__ import annotations
+
+import logging
+
+from distillwatch.engine import Engine, EngineFrame, SqlPipeline
+from distillwatch.link.components import connected_components
+from distillwatch.link.pairs_sql import EDGES, edge_sqls, pair_sqls
+from distillwatch.link.tokens_sql import token_sqls
+from distillwatch.settings import LinkSettings
+
+logger = logging.getLogger(__name__)
+
+
+def link_accounts(engine: Engine, settings: LinkSettings) -> EngineFrame:
+    """Cluster the accounts of ``__dw__features`` / ``__dw__accounts``.
+
+    Leaves ``__dw__link_tokens``, ``__dw__link_pairs`` and ``__dw__link_edges`` in the engine
+    for the evidence of the score stage.
+
+    Returns:
+        ``__dw__link_components`` (node, component) for every account with an edge.
+    """
+    for steps in (token_sqls(engine.dialect, settings), pair_sqls(engine.dialect, settings),
+                  edge_sqls(settings)):
+        pipeline = SqlPipeline()
+        pipeline.extend(steps)
+        frame = engine.run(pipeline)
+        logger.info("link: %s has %d rows", frame.templated_name, frame.count())
+    return connected_components(engine, EDGES)

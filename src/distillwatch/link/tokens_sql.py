@@ -1,0 +1,128 @@
+"""What accounts can share: one row per (account, token), each token of a kind and a family.
+
+A token is anything two accounts run by one operator tend to have in common:
+
+======== ============ ===========================================================
+family   kind         token
+======== ============ ===========================================================
+scaffold scaffold     a frame key (band, line, head, tail) carried by a good share of
+                      the account's prompts, or its system prompt / tool schema hash
+network  ip           an exact client IP (EvilCohort: shared IP sets)
+network  prefix       a /24 (IPv4) the account sent from
+identity payment      the payment fingerprint of the account file
+identity email        the e-mail domain of the account file
+onboard  signup       a sign-up bucket holding a burst of new accounts
+onboard  activation   a first-activity bucket holding a burst of newly active accounts
+======== ============ ===========================================================
+
+Timing (lockstep activity) is a pair property and is computed in ``pairs_sql``. One family
+alone never links two accounts: thousands of developers running one open-source agent share
+its system prompt (scaffold) and nothing else; students share a university's e-mail domain.
+"""
+
+from __future__ import annotations
+
+from distillwatch.engine import Dialect, SqlStep
+from distillwatch.settings import LinkSettings
+
+FEATURES = "__dw__features"
+ACCOUNTS = "__dw__accounts"
+OUTPUT = "__dw__link_tokens"
+FAMILIES = {"scaffold": "scaffold", "ip": "network", "prefix": "network",
+            "payment": "identity", "email": "identity", "signup": "onboard",
+            "activation": "onboard"}
+
+
+def _bursts(bucket_expr: str, source: str, where: str, kind: str,
+            settings: LinkSettings) -> tuple[str, str]:
+    """Buckets of ``source`` holding a burst, as (sql of bucket counts, sql of tokens)."""
+    counts = f"""
+SELECT bucket, count(*) AS accounts FROM (
+    SELECT account_id, {bucket_expr} AS bucket FROM {source} WHERE {where}
+) GROUP BY bucket
+"""
+    tokens = f"""
+SELECT s.account_id, '{kind}' AS kind, concat('{kind[0]}', CAST(s.bucket AS {{string}})) AS token,
+       1.0 - m.median_accounts / c.accounts AS strength
+FROM (SELECT account_id, {bucket_expr} AS bucket FROM {source} WHERE {where}) s
+JOIN __dw__link_{kind}_counts c ON c.bucket = s.bucket
+CROSS JOIN (SELECT {{median}} AS median_accounts FROM __dw__link_{kind}_counts) m
+WHERE c.accounts >= {settings.burst_min_accounts}
+  AND c.accounts >= {settings.burst_ratio} * m.median_accounts
+"""
+    return counts, tokens
+
+
+def token_sqls(dialect: Dialect, settings: LinkSettings) -> list[SqlStep]:
+    """Steps that build ``__dw__link_tokens`` (account_id, kind, family, token, strength).
+
+    Reads ``__dw__features`` and ``__dw__accounts``. ``strength`` is 1 except for burst
+    tokens, where it says how far the bucket stands above an ordinary one.
+    """
+    string = dialect.string_type
+    explode = dialect.explode
+    bucket_s = settings.signup_bucket_hours * 3600.0
+    sizes = f"SELECT account_id, count(*) AS n, min(ts) AS first_seen FROM {FEATURES} " \
+            "GROUP BY account_id"
+    uses = f"""
+SELECT account_id, key, count(*) AS uses FROM (
+    SELECT account_id, {explode('band_keys')} AS key FROM {FEATURES}
+    UNION ALL SELECT account_id, {explode('line_hashes')} AS key FROM {FEATURES}
+    UNION ALL SELECT account_id, head_key AS key FROM {FEATURES}
+    UNION ALL SELECT account_id, tail_key AS key FROM {FEATURES}
+    UNION ALL SELECT account_id, system_hash AS key FROM {FEATURES} WHERE system_hash IS NOT NULL
+    UNION ALL SELECT account_id, tools_hash AS key FROM {FEATURES} WHERE tools_hash IS NOT NULL
+) GROUP BY account_id, key
+"""
+    window_start = f"(SELECT min({dialect.epoch_seconds('first_seen')}) FROM __dw__link_sizes)"
+    signup_counts, signup_tokens = _bursts(
+        f"CAST(floor({dialect.epoch_seconds('created_at')} / {bucket_s}) AS BIGINT)",
+        ACCOUNTS, "created_at IS NOT NULL AND account_id IN "
+                  "(SELECT account_id FROM __dw__link_sizes)", "signup", settings)
+    activation_counts, activation_tokens = _bursts(
+        f"CAST(floor({dialect.epoch_seconds('first_seen')} / {bucket_s}) AS BIGINT)",
+        "__dw__link_sizes",
+        # Accounts already active when the logs begin did not start then.
+        f"{dialect.epoch_seconds('first_seen')} >= {window_start} + 86400",
+        "activation", settings)
+    median = dialect.median("accounts")
+    tokens = f"""
+SELECT u.account_id, 'scaffold' AS kind, concat('s', CAST(u.key AS {string})) AS token,
+       u.uses * 1.0 / z.n AS strength
+FROM __dw__link_scaffold_uses u JOIN __dw__link_sizes z ON z.account_id = u.account_id
+WHERE u.uses >= {settings.scaffold_min_uses} AND u.uses >= {settings.scaffold_min_share} * z.n
+UNION ALL
+SELECT DISTINCT account_id, 'ip' AS kind, concat('i', client_ip) AS token, 1.0 AS strength
+FROM {FEATURES} WHERE client_ip IS NOT NULL
+UNION ALL
+SELECT DISTINCT account_id, 'prefix' AS kind,
+       concat('p', regexp_replace(client_ip, '\\.[0-9]+$', '')) AS token, 1.0 AS strength
+FROM {FEATURES} WHERE client_ip LIKE '%.%.%.%'
+UNION ALL
+SELECT account_id, 'payment' AS kind, concat('y', payment_fingerprint) AS token,
+       1.0 AS strength
+FROM {ACCOUNTS} WHERE payment_fingerprint IS NOT NULL
+  AND account_id IN (SELECT account_id FROM __dw__link_sizes)
+UNION ALL
+SELECT account_id, 'email' AS kind, concat('e', lower(email_domain)) AS token, 1.0 AS strength
+FROM {ACCOUNTS} WHERE email_domain IS NOT NULL
+  AND account_id IN (SELECT account_id FROM __dw__link_sizes)
+UNION ALL SELECT * FROM __dw__link_signup_tokens
+UNION ALL SELECT * FROM __dw__link_activation_tokens
+"""
+    family = "CASE kind " + " ".join(f"WHEN '{k}' THEN '{f}'" for k, f in FAMILIES.items()) \
+             + " END"
+    final = f"SELECT account_id, kind, {family} AS family, token, strength FROM " \
+            "__dw__link_token_rows"
+    return [
+        SqlStep(sizes, "__dw__link_sizes"),
+        SqlStep(uses, "__dw__link_scaffold_uses"),
+        SqlStep(signup_counts, "__dw__link_signup_counts"),
+        SqlStep(signup_tokens.format(string=string, median=median),
+                "__dw__link_signup_tokens"),
+        SqlStep(activation_counts, "__dw__link_activation_counts"),
+        SqlStep(activation_tokens.format(string=string, median=median),
+                "__dw__link_activation_tokens"),
+        SqlStep(tokens, "__dw__link_token_rows"),
+        SqlStep(final, OUTPUT),
+    ]

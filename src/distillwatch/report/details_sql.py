@@ -1,0 +1,152 @@
+"""Per-campaign aggregates for evidence, indicators and the report, as SQL steps.
+
+All read ``__dw__scan_members`` (account_id, campaign_id) joined to ``__dw__features``;
+nothing here needs raw text (templates are the masked skeletons kept at fingerprint time).
+"""
+
+from __future__ import annotations
+
+from distillwatch.engine import Dialect, SqlStep
+from distillwatch.profile.features_sql import ANONYMISING_NETWORKS
+
+MEMBERS = "__dw__scan_members"
+_ANON = ", ".join(f"'{kind}'" for kind in ANONYMISING_NETWORKS)
+
+
+def _member_exchanges() -> str:
+    return f"""
+SELECT m.campaign_id, f.*
+FROM {MEMBERS} m JOIN __dw__features f ON f.account_id = m.account_id
+"""
+
+
+def campaign_totals_sql(dialect: Dialect) -> list[SqlStep]:
+    """One row per campaign: volume, dates, capability counts, network and coverage figures."""
+    totals = f"""
+SELECT campaign_id,
+       count(*) AS exchanges, count(DISTINCT account_id) AS accounts,
+       min(ts) AS first_seen, max(ts) AS last_seen,
+       count(DISTINCT prompt_hash) * 1.0 / count(*) AS distinct_prompt_share,
+       count(DISTINCT client_ip) AS distinct_ips,
+       count(DISTINCT regexp_replace(client_ip, '\\.[0-9]+$', '')) AS distinct_prefixes,
+       count(DISTINCT client_asn) AS distinct_asns,
+       avg(CASE WHEN client_asn_kind IN ({_ANON}) THEN 1.0 ELSE 0.0 END) AS anonymising_share,
+       avg(CASE WHEN client_asn_kind = 'hosting' THEN 1.0 ELSE 0.0 END) AS hosting_share,
+       count(DISTINCT language) AS languages,
+       count(DISTINCT model) AS models
+FROM __dw__scan_member_exchanges GROUP BY campaign_id
+"""
+    return [SqlStep(_member_exchanges(), "__dw__scan_member_exchanges"),
+            SqlStep(totals, "__dw__scan_campaign_totals")]
+
+
+def capability_sql() -> list[SqlStep]:
+    sql = f"""
+SELECT m.campaign_id, coalesce(f.capability, 'other') AS capability, count(*) AS exchanges
+FROM {MEMBERS} m JOIN __dw__features f ON f.account_id = m.account_id
+GROUP BY m.campaign_id, coalesce(f.capability, 'other')
+"""
+    return [SqlStep(sql, "__dw__scan_capabilities")]
+
+
+def daily_sql(dialect: Dialect) -> list[SqlStep]:
+    """Exchanges, active accounts and newly active accounts per campaign and day."""
+    day = f"CAST(floor({dialect.epoch_seconds('f.ts')} / 86400) AS BIGINT)"
+    first = f"""
+SELECT m.campaign_id, m.account_id, min({day}) AS first_day
+FROM {MEMBERS} m JOIN __dw__features f ON f.account_id = m.account_id
+GROUP BY m.campaign_id, m.account_id
+"""
+    daily = f"""
+SELECT m.campaign_id, {day} AS day, count(*) AS exchanges,
+       count(DISTINCT m.account_id) AS active_accounts
+FROM {MEMBERS} m JOIN __dw__features f ON f.account_id = m.account_id
+GROUP BY m.campaign_id, {day}
+"""
+    joined = """
+SELECT d.campaign_id, d.day, d.exchanges, d.active_accounts,
+       coalesce(n.new_accounts, 0) AS new_accounts
+FROM __dw__scan_daily_raw d
+LEFT JOIN (SELECT campaign_id, first_day, count(*) AS new_accounts
+           FROM __dw__scan_first_days GROUP BY campaign_id, first_day) n
+  ON n.campaign_id = d.campaign_id AND n.first_day = d.day
+"""
+    return [SqlStep(first, "__dw__scan_first_days"), SqlStep(daily, "__dw__scan_daily_raw"),
+            SqlStep(joined, "__dw__scan_daily")]
+
+
+def networks_sql() -> list[SqlStep]:
+    sql = f"""
+SELECT m.campaign_id, f.client_asn AS asn, coalesce(f.client_asn_kind, 'unknown') AS asn_kind,
+       count(*) AS exchanges, count(DISTINCT m.account_id) AS accounts
+FROM {MEMBERS} m JOIN __dw__features f ON f.account_id = m.account_id
+WHERE f.client_asn IS NOT NULL
+GROUP BY m.campaign_id, f.client_asn, coalesce(f.client_asn_kind, 'unknown')
+"""
+    return [SqlStep(sql, "__dw__scan_networks")]
+
+
+def prefixes_sql() -> list[SqlStep]:
+    """/24 prefixes and exact IPs that several accounts of a campaign send from."""
+    sql = f"""
+SELECT m.campaign_id, regexp_replace(f.client_ip, '\\.[0-9]+$', '.0/24') AS prefix,
+       count(DISTINCT m.account_id) AS accounts, count(*) AS exchanges
+FROM {MEMBERS} m JOIN __dw__features f ON f.account_id = m.account_id
+WHERE f.client_ip LIKE '%.%.%.%'
+GROUP BY m.campaign_id, regexp_replace(f.client_ip, '\\.[0-9]+$', '.0/24')
+HAVING count(DISTINCT m.account_id) >= 2
+"""
+    return [SqlStep(sql, "__dw__scan_prefixes")]
+
+
+def countries_sql() -> list[SqlStep]:
+    sql = f"""
+SELECT m.campaign_id, coalesce(f.client_country, '??') AS country, count(*) AS exchanges
+FROM {MEMBERS} m JOIN __dw__features f ON f.account_id = m.account_id
+GROUP BY m.campaign_id, coalesce(f.client_country, '??')
+"""
+    return [SqlStep(sql, "__dw__scan_countries")]
+
+
+def models_sql() -> list[SqlStep]:
+    sql = f"""
+SELECT m.campaign_id, coalesce(f.model, 'unknown') AS model, count(*) AS exchanges
+FROM {MEMBERS} m JOIN __dw__features f ON f.account_id = m.account_id
+GROUP BY m.campaign_id, coalesce(f.model, 'unknown')
+"""
+    return [SqlStep(sql, "__dw__scan_models")]
+
+
+def identity_sql() -> list[SqlStep]:
+    """Payment instruments shared inside a campaign, sign-up channels, verification."""
+    payments = f"""
+SELECT m.campaign_id, a.payment_fingerprint, count(*) AS accounts
+FROM {MEMBERS} m JOIN __dw__accounts a ON a.account_id = m.account_id
+WHERE a.payment_fingerprint IS NOT NULL
+GROUP BY m.campaign_id, a.payment_fingerprint HAVING count(*) >= 2
+"""
+    channels = f"""
+SELECT m.campaign_id, coalesce(a.signup_channel, 'unknown') AS channel, count(*) AS accounts,
+       sum(CASE WHEN a.verified THEN 1 ELSE 0 END) AS verified
+FROM {MEMBERS} m LEFT JOIN __dw__accounts a ON a.account_id = m.account_id
+GROUP BY m.campaign_id, coalesce(a.signup_channel, 'unknown')
+"""
+    return [SqlStep(payments, "__dw__scan_payments"), SqlStep(channels, "__dw__scan_channels")]
+
+
+def templates_sql(dialect: Dialect) -> list[SqlStep]:
+    """The scaffold tokens most of a campaign's accounts share, with a masked example."""
+    tokens = f"""
+SELECT m.campaign_id, t.token, count(*) AS accounts, avg(t.strength) AS mean_share
+FROM {MEMBERS} m JOIN __dw__link_tokens t ON t.account_id = m.account_id
+WHERE t.kind = 'scaffold'
+GROUP BY m.campaign_id, t.token HAVING count(*) >= 2
+"""
+    heads = f"""
+SELECT m.campaign_id, f.head_key, count(*) AS exchanges,
+       count(DISTINCT m.account_id) AS accounts, min(f.skeleton) AS masked
+FROM {MEMBERS} m JOIN __dw__features f ON f.account_id = m.account_id
+GROUP BY m.campaign_id, f.head_key HAVING count(DISTINCT m.account_id) >= 2
+"""
+    return [SqlStep(tokens, "__dw__scan_scaffold_tokens"),
+            SqlStep(heads, "__dw__scan_heads")]

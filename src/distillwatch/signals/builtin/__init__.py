@@ -1,0 +1,1 @@
+"""The built-in signals, one module per kind of evidence."""

@@ -1,0 +1,259 @@
+"""The Watcher: the entry point that runs profile -> link -> score over a store.
+
+Example:
+    >>> from distillwatch.engine import DuckDBEngine
+    >>> watcher = Watcher(DuckDBEngine("store.duckdb"))      # doctest: +SKIP
+    >>> result = watcher.scan()                               # doctest: +SKIP
+    >>> [c.campaign_id for c in result.campaigns]             # doctest: +SKIP
+    ['C-0001', 'C-0002']
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import pyarrow as pa
+
+from distillwatch.engine import Engine, SqlPipeline, SqlStep
+from distillwatch.ingest.accounts import ACCOUNTS_SCHEMA, ACCOUNTS_TABLE
+from distillwatch.ingest.store import FEATURES_TABLE
+from distillwatch.link.campaigns import link_accounts
+from distillwatch.profile.features_sql import (
+    IDENTITY_OUTPUT,
+    account_feature_sqls,
+    account_identity_sqls,
+)
+from distillwatch.report.contract import AccountResult, CampaignResult
+from distillwatch.score.build import build_campaigns
+from distillwatch.score.policy import AccountFacts, Policy
+from distillwatch.score.scorer import (
+    FamilyScores,
+    campaign_confidence,
+    family_scores,
+    noisy_or,
+    solo_scores,
+    to_profile,
+)
+from distillwatch.settings import Settings
+from distillwatch.signals import SignalRegistry
+
+logger = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ScanResult:
+    """Everything a scan found, ready for the report writers."""
+
+    window: tuple[datetime, datetime] | None
+    total_exchanges: int
+    accounts: list[AccountResult]
+    campaigns: list[CampaignResult]
+    details: dict = field(default_factory=dict)
+
+
+class Watcher:
+    """Runs a scan over the fingerprinted exchanges an engine holds.
+
+    Args:
+        engine: Holds the durable ``features`` table (and ``accounts``, if ingested).
+        settings: Link and score settings.
+        registry: The signals (default: every built-in signal).
+        policy: Turns scores into decisions (default: the built-in policy).
+    """
+
+    def __init__(self, engine: Engine, settings: Settings | None = None,
+                 registry: SignalRegistry | None = None, policy: Policy | None = None) -> None:
+        self.engine = engine
+        self.settings = settings or Settings()
+        self.registry = registry or SignalRegistry.default()
+        for name in self.settings.disabled_signals:
+            self.registry.remove(name)
+        self.policy = policy or Policy.builtin()
+
+    # -- stages --------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Expose the store as ``__dw__features`` and ``__dw__accounts``."""
+        tables = set(self.engine.fetch_arrow(
+            "SELECT table_name FROM information_schema.tables").column(0).to_pylist())
+        self._view("__dw__features", f"SELECT * FROM {FEATURES_TABLE}")
+        if ACCOUNTS_TABLE in tables:
+            self._view("__dw__accounts", f"SELECT * FROM {ACCOUNTS_TABLE}")
+        else:
+            self.engine.register("__dw__accounts",
+                                 pa.Table.from_pylist([], schema=ACCOUNTS_SCHEMA))
+
+    def profile(self) -> pa.Table:
+        """Per-account behaviour and identity (``__dw__profile_accounts``)."""
+        pipeline = SqlPipeline()
+        pipeline.extend(account_feature_sqls(self.engine.dialect))
+        self.engine.run(pipeline)
+        pipeline = SqlPipeline()
+        pipeline.extend(account_identity_sqls(self.engine.dialect))
+        return self.engine.run(pipeline).to_arrow()
+
+    def link(self) -> pa.Table:
+        """Clusters of linked accounts (node, component)."""
+        return link_accounts(self.engine, self.settings.link).to_arrow()
+
+    def scan(self, progress: Progress | None = None) -> ScanResult:
+        """Profile, link and score every account of the store.
+
+        Args:
+            progress: Called with a short message as each step starts.
+        """
+        say = progress or (lambda message: None)
+        say("preparing")
+        self.prepare()
+        total = self.engine.fetch_arrow(
+            "SELECT count(*) AS n, min(ts) AS first, max(ts) AS last FROM __dw__features"
+        ).to_pylist()[0]
+        if not total["n"]:
+            return ScanResult(None, 0, [], [])
+        say("profiling accounts")
+        self.profile()
+        say("linking accounts")
+        components = self.link()
+        say("scoring")
+        profile = self._profile_with_templates()
+        result = self._score(profile, components, say)
+        result.window = (total["first"], total["last"])
+        result.total_exchanges = int(total["n"])
+        return result
+
+    # -- scoring -------------------------------------------------------------------------
+    def _profile_with_templates(self) -> dict[str, np.ndarray]:
+        # Templated use: the share of exchanges on the account's main scaffold that other
+        # accounts use too.
+        step = SqlStep(f"""
+SELECT p.*, coalesce(t.template_share, 0.0) AS template_share
+FROM {IDENTITY_OUTPUT} p LEFT JOIN (
+    SELECT x.account_id, max(x.strength) AS template_share
+    FROM __dw__link_tokens x
+    JOIN (SELECT token FROM __dw__link_tokens WHERE kind = 'scaffold'
+          GROUP BY token HAVING count(*) >= 3) shared ON shared.token = x.token
+    WHERE x.kind = 'scaffold' GROUP BY x.account_id
+) t ON t.account_id = p.account_id
+""", "__dw__score_profile")
+        pipeline = SqlPipeline()
+        pipeline.extend([step])
+        return to_profile(self.engine.run(pipeline).to_arrow())
+
+    def _score(self, profile: dict[str, np.ndarray], components: pa.Table,
+               say: Progress) -> ScanResult:
+        prior = self.settings.score.prior_exchanges
+        ids = profile["account_id"]
+        exchanges = profile["exchanges"]
+        families = family_scores(profile, self.registry, prior)
+        solo = solo_scores(families, exchanges)
+        cluster = self._clusters(ids, components)
+        cluster = self._detach_misfits(profile, cluster, exchanges, families)
+        stats = self._cluster_scores(cluster, exchanges, families)
+        reported = [(index, conf, intent, conceal)
+                    for index, (size, conf, intent, conceal, _) in enumerate(stats)
+                    if size >= self.settings.score.min_campaign_accounts
+                    and conf >= self.settings.score.min_campaign_confidence]
+        reported.sort(key=lambda item: -exchanges[cluster == item[0]].sum())
+        campaign_of = np.full(len(ids), None, dtype=object)
+        confidence = np.zeros(len(ids))
+        info = {}
+        for number, (index, conf, intent, conceal) in enumerate(reported, start=1):
+            campaign_id = f"C-{number:04d}"
+            info[campaign_id] = (conf, intent, conceal)
+            members = cluster == index
+            campaign_of[members] = campaign_id
+            confidence[members] = conf
+        score = np.maximum(solo, confidence)
+        accounts = []
+        for i, account in enumerate(ids):
+            facts = AccountFacts(float(score[i]), campaign_of[i] is not None,
+                                 float(confidence[i]), profile["signup_channel"][i],
+                                 profile["verified"][i], int(exchanges[i]))
+            decision, _ = self.policy.decide(facts)
+            reasons = families.evidence.reasons(i)
+            if campaign_of[i] is not None:
+                reasons = ["campaign_member", *reasons]
+            accounts.append(AccountResult(str(account), round(float(score[i]), 6), decision,
+                                          int(exchanges[i]), campaign_of[i], reasons))
+        say("explaining campaigns")
+        explainers = {signal.NAME: signal.explain for signal in self.registry.get_signals()
+                      if signal.CAMPAIGN_EVIDENCE}
+        campaigns, details = build_campaigns(self.engine, ids, campaign_of, info, families,
+                                             exchanges, explainers)
+        return ScanResult(None, 0, accounts, campaigns, details)
+
+    @staticmethod
+    def _clusters(ids: np.ndarray, components: pa.Table) -> np.ndarray:
+        """Cluster index per profile row (-1: linked to nobody)."""
+        row_of = {account: i for i, account in enumerate(ids)}
+        cluster = np.full(len(ids), -1)
+        labels: dict[str, int] = {}
+        for node, component in zip(components.column("node").to_pylist(),
+                                   components.column("component").to_pylist(), strict=True):
+            if node in row_of:
+                cluster[row_of[node]] = labels.setdefault(component, len(labels))
+        return cluster
+
+    def _detach_misfits(self, profile: dict[str, np.ndarray], cluster: np.ndarray,
+                        exchanges: np.ndarray, families: FamilyScores) -> np.ndarray:
+        """Drop linked accounts that do not show their cluster's signature behaviour.
+
+        A cluster's signature is every intent signal it shows at strength 0.5 or more as a
+        whole; an account stays when it shows at least one of them itself (``Signal.fit``).
+        Linking evidence (a sign-up hour, a residential /24 that a proxy network also
+        exits from) can touch a bystander; the bystander does not run the campaign's script.
+        """
+        stats = self._cluster_scores(cluster, exchanges, families)
+        intent_signals = self.registry.get_signals("intent")
+        fits = {signal.NAME: signal.fit(profile) for signal in intent_signals}
+        out = cluster.copy()
+        for index, (_, _, _, _, signature) in enumerate(stats):
+            dominant = [name for name, strength in signature.items() if strength >= 0.5]
+            if not dominant:
+                continue
+            members = cluster == index
+            fit = np.maximum.reduce([fits[name] for name in dominant])
+            out[members & (fit < 0.5)] = -1
+        return out
+
+    def _cluster_scores(self, cluster: np.ndarray, exchanges: np.ndarray,
+                        families: FamilyScores
+                        ) -> list[tuple[int, float, float, float, dict[str, float]]]:
+        """(accounts, confidence, intent, concealment, intent signal strengths) per cluster.
+
+        A cluster is judged over its exchanges as a whole: exchange-weighted means of the
+        members' signal values, then each signal's ramp and weight.
+        """
+        in_cluster = cluster >= 0
+        count = int(cluster.max()) + 1 if in_cluster.any() else 0
+        if count == 0:
+            return []
+        labels = cluster[in_cluster]
+        weights = np.bincount(labels, weights=exchanges[in_cluster], minlength=count)
+        sizes = np.bincount(labels, minlength=count)
+        merged: dict[str, dict[str, np.ndarray]] = {"intent": {}, "concealment": {}}
+        for signal in self.registry.get_signals():
+            values = families.evidence.values[signal.NAME]
+            total = np.bincount(labels, weights=(values * exchanges)[in_cluster],
+                                minlength=count)
+            mean = total / np.maximum(weights, 1.0)
+            low, high = signal.thresholds["low"], signal.thresholds["high"]
+            merged[signal.FAMILY][signal.NAME] = signal.weight * np.clip(
+                (mean - low) / (high - low), 0.0, 1.0)
+        intent = noisy_or(list(merged["intent"].values())) if merged["intent"] \
+            else np.zeros(count)
+        conceal = noisy_or(list(merged["concealment"].values())) if merged["concealment"] \
+            else np.zeros(count)
+        conf = campaign_confidence(sizes.astype(float), intent, conceal)
+        return [(int(sizes[i]), float(conf[i]), float(intent[i]), float(conceal[i]),
+                 {name: float(values[i]) for name, values in merged["intent"].items()})
+                for i in range(count)]
+
+    def _view(self, name: str, sql: str) -> None:
+        pipeline = SqlPipeline()
+        pipeline.enqueue(sql, name)
+        self.engine.run(pipeline, materialise=False)
