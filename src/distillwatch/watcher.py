@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -64,11 +64,14 @@ class Watcher:
         settings: Link and score settings.
         registry: The signals (default: every built-in signal).
         policy: Turns scores into decisions (default: the built-in policy).
+        until: Scan only exchanges sent before this moment (replays, back-tests).
     """
 
     def __init__(self, engine: Engine, settings: Settings | None = None,
-                 registry: SignalRegistry | None = None, policy: Policy | None = None) -> None:
+                 registry: SignalRegistry | None = None, policy: Policy | None = None,
+                 until: datetime | None = None) -> None:
         self.engine = engine
+        self.until = until
         self.settings = settings or Settings()
         self.registry = registry or SignalRegistry.default()
         for name in self.settings.disabled_signals:
@@ -78,9 +81,15 @@ class Watcher:
     # -- stages --------------------------------------------------------------------------
     def prepare(self) -> None:
         """Expose the store as ``__dw__features`` and ``__dw__accounts``."""
-        tables = set(self.engine.fetch_arrow(
-            "SELECT table_name FROM information_schema.tables").column(0).to_pylist())
-        self._view("__dw__features", f"SELECT * FROM {FEATURES_TABLE}")
+        dropped = self.engine.drop_leftovers()
+        if dropped:
+            logger.info("dropped %d intermediate tables left by an interrupted run", dropped)
+        tables = self.engine.table_names()
+        where = ""
+        if self.until is not None:
+            moment = self.engine.dialect.timestamp_literal(self.until.astimezone(UTC).isoformat())
+            where = f" WHERE ts < {moment}"
+        self._view("__dw__features", f"SELECT * FROM {FEATURES_TABLE}{where}")
         if ACCOUNTS_TABLE in tables:
             self._view("__dw__accounts", f"SELECT * FROM {ACCOUNTS_TABLE}")
         else:

@@ -92,6 +92,7 @@ def run_scan(logs: list[Path], out: Path, *, accounts: list[Path] = (), store: P
                 "k-" + hashlib.blake2b(key, digest_size=6).hexdigest())
     finally:
         sink.close()
+        engine.drop_all()
         engine.close()
     document["_ingest"] = {"stored": report.stored, "already_stored": report.already_stored,
                            "rejected": sink.count}

@@ -59,6 +59,10 @@ class Engine(ABC):
     @abstractmethod
     def _drop_table(self, physical_name: str, is_view: bool) -> None: ...
 
+    @abstractmethod
+    def _list_tables(self) -> list[tuple[str, bool]]:
+        """(name, is_view) of every table and view in the database."""
+
     # -- shared behaviour --------------------------------------------------------------------
     def physical(self, sql: str, local_names: Iterable[str] = ()) -> str:
         """``sql`` with the templated names of held tables replaced by physical names."""
@@ -148,6 +152,25 @@ class Engine(ABC):
         """Drop every intermediate table this engine made."""
         for frame in list(self._frames.values()):
             self.drop(frame)
+
+    def table_names(self) -> set[str]:
+        """Names of every table and view in the database."""
+        return {name for name, _ in self._list_tables()}
+
+    def drop_leftovers(self) -> int:
+        """Drop intermediate tables an earlier, interrupted run left in a durable store.
+
+        Intermediate tables have templated names with a 10-hex-digit suffix
+        (``__dw__profile_features_1a2b3c4d5e``); durable tables (``features``, ``accounts``)
+        are never touched. Returns how many were dropped.
+        """
+        held = {frame.physical_name for frame in self._frames.values()}
+        dropped = 0
+        for name, is_view in self._list_tables():
+            if re.fullmatch(r"__dw__\w+_[0-9a-f]{10}", name) and name not in held:
+                self._drop_table(name, is_view)
+                dropped += 1
+        return dropped
 
     def frame(self, templated_name: str) -> EngineFrame:
         """The held table called ``templated_name``.

@@ -53,6 +53,10 @@ class Dialect:
         """One row per element of a list column (a SELECT-list expression)."""
         raise self._missing("explode")
 
+    def timestamp_literal(self, iso: str) -> str:
+        """An instant (ISO 8601 with offset) as a literal comparable with ``ts``."""
+        raise self._missing("timestamp_literal")
+
     @property
     def string_type(self) -> str:
         """The name of the text type in casts."""
@@ -85,6 +89,9 @@ class DuckDBDialect(Dialect):
     def explode(self, expression: str) -> str:
         return f"unnest({expression})"
 
+    def timestamp_literal(self, iso: str) -> str:
+        return f"TIMESTAMPTZ '{iso}'"
+
     @property
     def string_type(self) -> str:
         return "VARCHAR"
@@ -110,6 +117,9 @@ class SparkDialect(Dialect):
 
     def explode(self, expression: str) -> str:
         return f"explode({expression})"
+
+    def timestamp_literal(self, iso: str) -> str:
+        return f"TIMESTAMP '{iso}'"
 
     @property
     def string_type(self) -> str:

@@ -57,5 +57,11 @@ class DuckDBEngine(Engine):
         kind = "VIEW" if is_view else "TABLE"
         self.connection.execute(f"DROP {kind} IF EXISTS {physical_name}")
 
+    def _list_tables(self) -> list[tuple[str, bool]]:
+        rows = self.connection.execute(
+            "SELECT table_name, table_type = 'VIEW' FROM information_schema.tables "
+            "WHERE table_schema = current_schema()").fetchall()
+        return [(str(name), bool(is_view)) for name, is_view in rows]
+
     def close(self) -> None:
         self.connection.close()

@@ -51,8 +51,10 @@ class Scanner(ABC):
 def _registry() -> dict[str, type[Scanner]]:
     from distillwatch.evaluate.baselines import CotRateBaseline, VolumeBaseline
     from distillwatch.evaluate.command_scanner import CommandScanner
+    from distillwatch.evaluate.detector_scanner import DistillwatchScanner
 
-    return {cls.NAME: cls for cls in (VolumeBaseline, CotRateBaseline, CommandScanner)}
+    return {cls.NAME: cls for cls in (DistillwatchScanner, VolumeBaseline, CotRateBaseline,
+                                      CommandScanner)}
 
 
 def scanners() -> dict[str, type[Scanner]]:
