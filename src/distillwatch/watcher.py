@@ -193,6 +193,14 @@ FROM {IDENTITY_OUTPUT} p LEFT JOIN (
                       if signal.CAMPAIGN_EVIDENCE}
         campaigns, details = build_campaigns(self.engine, ids, campaign_of, info, families,
                                              exchanges, explainers)
+        # Clusters that were not reported, for reviewers (and for tuning): near misses.
+        reported_index = {index for index, *_ in reported}
+        details["unreported_clusters"] = [
+            {"accounts": size, "confidence": round(conf, 4), "intent": round(intent, 4),
+             "concealment": round(conceal, 4),
+             "members": sorted(str(a) for a in ids[cluster == index])[:20]}
+            for index, (size, conf, intent, conceal, _) in enumerate(stats)
+            if index not in reported_index and size >= 2]
         return ScanResult(None, 0, accounts, campaigns, details)
 
     @staticmethod

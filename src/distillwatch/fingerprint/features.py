@@ -120,9 +120,13 @@ def exchange_features(records: Sequence[Mapping], key: bytes) -> pa.Table:
             "tools_hash": (keyed_hash(key, b"tools", orjson.dumps(
                 tools, option=orjson.OPT_SORT_KEYS)) if tools else None),
             "tool_count": len(tools),
-            # Exact repeats (an evaluation sweep run again) against never-repeated sweeps
-            # (coverage partitioning): case and spacing do not make a prompt new.
-            "prompt_hash": keyed_hash(key, b"prompt", " ".join(prompt.lower().split())),
+            # Exact repeats of a whole request (an evaluation sweep run again, a bot's fixed
+            # turn) against never-repeated sweeps (coverage partitioning); case and spacing
+            # do not make a request new.
+            "prompt_hash": keyed_hash(key, b"request", *(
+                " ".join(part.lower().split()) for part in (
+                    system or "", *(f"{m.get('role')}:{text_of(m.get('content'))}"
+                                    for m in messages)))),
             "cot": elicited.cot,
             "grading": elicited.grading,
             "tool_trace": elicited.tool_trace,

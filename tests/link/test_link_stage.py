@@ -1,0 +1,132 @@
+"""The link stage on hand-built worlds: what links accounts, and what must not."""
+
+from __future__ import annotations
+
+import zlib
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pytest
+
+from distillwatch.engine import SqlPipeline
+from distillwatch.fingerprint.features import FEATURES_SCHEMA
+from distillwatch.ingest.accounts import ACCOUNTS_SCHEMA
+from distillwatch.link.campaigns import link_accounts
+from distillwatch.settings import LinkSettings
+
+START = datetime(2026, 4, 20, tzinfo=UTC)
+TEMPLATE = list(range(1000, 1016))  # 16 band keys of one shared scaffold
+
+
+def h(*parts: object) -> int:
+    """A stable stand-in for a keyed hash."""
+    return zlib.crc32(repr(parts).encode()) + 10**10
+
+
+def exchange(account: str, i: int, *, ip: str, bands: list[int] | None = None,
+             system: int | None = None, minutes: int = 0) -> dict:
+    row = {f.name: None for f in FEATURES_SCHEMA}
+    row.update({
+        "exchange_id": f"{account}-{i}", "account_id": account,
+        "ts": START + timedelta(minutes=minutes + 7 * i), "client_ip": ip,
+        "client_asn_kind": "residential", "band_keys": bands or [h(account, i, b)
+                                                                    for b in range(16)],
+        "line_hashes": [], "head_key": (bands or [h(account, 'head', i)])[0],
+        "tail_key": h(account, "tail", i), "prompt_hash": h(account, i),
+        "system_hash": system, "user_turns": 1,
+    })
+    return row
+
+
+def account(account_id: str, **fields) -> dict:
+    return {**{f.name: None for f in ACCOUNTS_SCHEMA}, "account_id": account_id, **fields}
+
+
+def load(engine, rows: list[dict], accounts: list[dict]) -> None:
+    engine.register("__dw__features", pa.Table.from_pylist(rows, schema=FEATURES_SCHEMA))
+    engine.register("__dw__accounts", pa.Table.from_pylist(accounts, schema=ACCOUNTS_SCHEMA))
+
+
+def components(engine) -> dict[str, str]:
+    frame = link_accounts(engine, LinkSettings())
+    return {row["node"]: row["component"] for row in frame.to_pylist()}
+
+
+def ring(name: str, size: int, ips: list[str], bands: list[int], exchanges: int = 12
+         ) -> list[dict]:
+    return [exchange(f"{name}{a}", i, ip=ips[(a + i) % len(ips)], bands=bands)
+            for a in range(size) for i in range(exchanges)]
+
+
+def bystanders(count: int = 30) -> list[dict]:
+    """Unrelated users, so that sharing among the accounts under test is unusual."""
+    return [exchange(f"user{u}", i, ip=f"203.0.{u}.9") for u in range(count) for i in range(5)]
+
+
+def test_accounts_sharing_a_scaffold_and_ips_form_one_cluster(engine):
+    rows = ring("ring", 6, ["198.51.100.7", "198.51.100.8"], TEMPLATE) + bystanders()
+    load(engine, rows, [])
+    found = components(engine)
+    assert {a for a in found if a.startswith("ring")} == {f"ring{a}" for a in range(6)}
+    assert len({found[f"ring{a}"] for a in range(6)}) == 1
+    assert not any(a.startswith("user") for a in found)
+
+
+def test_a_shared_system_prompt_alone_never_links_independent_developers(engine):
+    # Thousands of developers of one open-source agent: same system prompt and scaffold,
+    # different networks, payments and sign-up dates.
+    rows = [exchange(f"dev{d}", i, ip=f"192.0.{d}.{i % 3 + 1}", bands=TEMPLATE, system=42)
+            for d in range(30) for i in range(10)] + bystanders()
+    accounts = [account(f"dev{d}", payment_fingerprint=f"pf-{d}", email_domain="gmail.com",
+                        created_at=START - timedelta(days=40 * d + 3)) for d in range(30)]
+    load(engine, rows, accounts)
+    assert components(engine) == {}
+
+
+def test_accounts_of_one_declared_organisation_are_never_linked(engine):
+    rows = ring("team", 5, ["198.51.100.20"], TEMPLATE) + bystanders()
+    accounts = [account(f"team{a}", organization_id="org-1", payment_fingerprint="pf-team")
+                for a in range(5)]
+    load(engine, rows, accounts)
+    assert components(engine) == {}
+
+
+def test_a_lone_bridge_between_two_rings_is_dropped(engine):
+    left = ring("left", 6, ["198.51.100.7", "198.51.100.8"], TEMPLATE)
+    other = list(range(2000, 2016))
+    right = ring("right", 6, ["203.0.113.40", "203.0.113.41"], other)
+    # One account of each ring shares a payment instrument and an IP with the other.
+    bridge = [exchange("left0", 99, ip="203.0.113.40", bands=TEMPLATE),
+              exchange("right0", 99, ip="198.51.100.7", bands=other)]
+    accounts = [account("left0", payment_fingerprint="pf-x"),
+                account("right0", payment_fingerprint="pf-x")]
+    load(engine, left + right + bridge + bystanders(), accounts)
+    found = components(engine)
+    assert len({found[f"left{a}"] for a in range(6)}) == 1
+    assert len({found[f"right{a}"] for a in range(6)}) == 1
+    assert found["left0"] != found["right0"]
+
+
+def test_one_family_of_evidence_is_not_enough(engine):
+    # Same scaffold, nothing else in common: two families are needed for an edge.
+    rows = [exchange(f"solo{a}", i, ip=f"192.0.{a}.1", bands=TEMPLATE)
+            for a in range(5) for i in range(10)]
+    load(engine, rows + bystanders(), [])
+    assert components(engine) == {}
+
+
+@pytest.mark.parametrize("family_strength", [0.3])
+def test_pairs_record_the_evidence_per_family(engine, family_strength):
+    rows = ring("ring", 4, ["198.51.100.7"], TEMPLATE)
+    load(engine, rows + bystanders(), [])
+    link_accounts(engine, LinkSettings())
+    pairs = engine.frame("__dw__link_pairs").to_pylist()
+    assert len(pairs) == 6  # every pair of four accounts
+    for pair in pairs:
+        assert pair["s_scaffold"] >= family_strength
+        assert pair["s_network"] >= family_strength
+        assert pair["families"] >= 2
+        assert 0.0 <= pair["strength"] <= 1.0
+    pipeline = SqlPipeline()
+    pipeline.enqueue("SELECT count(*) AS n FROM __dw__link_edges", "__dw__t_count")
+    assert engine.run(pipeline).to_pylist() == [{"n": 6}]
