@@ -63,11 +63,17 @@ class ScoreSettings:
         min_campaign_confidence: Clusters below this confidence are not reported.
         prior_exchanges: Rates of accounts with few exchanges are shrunk towards zero as if
             this many more, unremarkable, exchanges had been seen.
+        expand_min_tokens: An account outside a campaign's core joins it when it carries at
+            least this many of the campaign's specific scaffold tokens ...
+        expand_min_concealment: ... and its own concealment evidence reaches this (and it
+            shows the campaign's signature behaviour, and is not verified).
     """
 
     min_campaign_accounts: int = 3
     min_campaign_confidence: float = 0.5
     prior_exchanges: float = 8.0
+    expand_min_tokens: int = 3
+    expand_min_concealment: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,7 @@ class Settings:
     link: LinkSettings = field(default_factory=LinkSettings)
     score: ScoreSettings = field(default_factory=ScoreSettings)
     disabled_signals: tuple[str, ...] = ()
+    disabled_link_families: tuple[str, ...] = ()
 
     @classmethod
     def from_path_or_dict(cls, source: str | Path | dict[str, Any] | None) -> Settings:
@@ -106,14 +113,24 @@ class Settings:
                                               where) from error
         if not isinstance(source, dict):
             raise DistillwatchConfigError("Settings must be a mapping", where)
-        unknown = set(source) - {"link", "score", "disabled_signals"}
+        known = ("link", "score", "disabled_signals", "disabled_link_families")
+        unknown = set(source) - set(known)
         if unknown:
             raise DistillwatchConfigError(
-                f"Unknown settings key(s) {', '.join(sorted(unknown))}; known: link, score, "
-                "disabled_signals", where)
+                f"Unknown settings key(s) {', '.join(sorted(unknown))}; known: "
+                f"{', '.join(known)}", where)
+        families = tuple(source.get("disabled_link_families") or ())
+        from distillwatch.link.pairs_sql import FAMILY_NAMES
+
+        wrong = sorted(set(families) - set(FAMILY_NAMES))
+        if wrong:
+            raise DistillwatchConfigError(
+                f"Unknown link famil(ies) {', '.join(wrong)}; known: {', '.join(FAMILY_NAMES)}",
+                where)
         return cls(link=_section(LinkSettings, source.get("link") or {}, "link", where),
                    score=_section(ScoreSettings, source.get("score") or {}, "score", where),
-                   disabled_signals=tuple(source.get("disabled_signals") or ()))
+                   disabled_signals=tuple(source.get("disabled_signals") or ()),
+                   disabled_link_families=families)
 
 
 def _section(kind: type, values: dict[str, Any], name: str, where: str | None) -> Any:

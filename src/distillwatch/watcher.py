@@ -22,6 +22,8 @@ from distillwatch.engine import Engine, SqlPipeline, SqlStep
 from distillwatch.ingest.accounts import ACCOUNTS_SCHEMA, ACCOUNTS_TABLE
 from distillwatch.ingest.store import FEATURES_TABLE
 from distillwatch.link.campaigns import link_accounts
+from distillwatch.link.components import connected_components
+from distillwatch.link.expand_sql import CLEAN, CORE, expansion_sqls
 from distillwatch.profile.features_sql import (
     IDENTITY_OUTPUT,
     account_feature_sqls,
@@ -43,6 +45,9 @@ from distillwatch.signals import SignalRegistry
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
+# An intent signal at this strength over a whole cluster is part of its signature behaviour,
+# and an account shows that behaviour when its own fit reaches it.
+SIGNATURE_STRENGTH = 0.5
 
 
 @dataclass
@@ -107,7 +112,8 @@ class Watcher:
 
     def link(self) -> pa.Table:
         """Clusters of linked accounts (node, component)."""
-        return link_accounts(self.engine, self.settings.link).to_arrow()
+        return link_accounts(self.engine, self.settings.link,
+                             self.settings.disabled_link_families).to_arrow()
 
     def scan(self, progress: Progress | None = None) -> ScanResult:
         """Profile, link and score every account of the store.
@@ -160,7 +166,7 @@ FROM {IDENTITY_OUTPUT} p LEFT JOIN (
         families = family_scores(profile, self.registry, prior)
         solo = solo_scores(families, exchanges)
         cluster = self._clusters(ids, components)
-        cluster = self._detach_misfits(profile, cluster, exchanges, families)
+        cluster = self._split_by_signature(profile, cluster, exchanges, families)
         stats = self._cluster_scores(cluster, exchanges, families)
         reported = [(index, conf, intent, conceal)
                     for index, (size, conf, intent, conceal, _) in enumerate(stats)
@@ -176,6 +182,14 @@ FROM {IDENTITY_OUTPUT} p LEFT JOIN (
             members = cluster == index
             campaign_of[members] = campaign_id
             confidence[members] = conf
+        signatures = {campaign_id: [name for name, strength in stats[index][4].items()
+                                    if strength >= SIGNATURE_STRENGTH]
+                      for campaign_id, index in ((f"C-{n:04d}", item[0])
+                                                 for n, item in enumerate(reported, start=1))}
+        added = self._expand(profile, families, campaign_of, signatures)
+        for i, campaign_id in added.items():
+            campaign_of[i] = campaign_id
+            confidence[i] = info[campaign_id][0]
         score = np.maximum(solo, confidence)
         accounts = []
         for i, account in enumerate(ids):
@@ -203,6 +217,44 @@ FROM {IDENTITY_OUTPUT} p LEFT JOIN (
             if index not in reported_index and size >= 2]
         return ScanResult(None, 0, accounts, campaigns, details)
 
+    def _expand(self, profile: dict[str, np.ndarray], families: FamilyScores,
+                campaign_of: np.ndarray, signatures: dict[str, list[str]]) -> dict[int, str]:
+        """Accounts outside every campaign core that run a campaign's templates, hide like
+        its accounts and show its signature behaviour: {profile row: campaign id}."""
+        if not signatures:
+            return {}
+        core = [(str(a), c) for a, c in zip(profile["account_id"], campaign_of, strict=True)
+                if c is not None]
+        self.engine.register(CORE, pa.table({"account_id": [a for a, _ in core],
+                                             "campaign_id": [c for _, c in core]}))
+        settings = self.settings.score
+        verified = np.array([v is True for v in profile["verified"]])
+        clean = verified | (families.concealment < settings.expand_min_concealment)
+        self.engine.register(CLEAN, pa.table({"account_id": [
+            str(a) for a, c, is_clean in zip(profile["account_id"], campaign_of, clean,
+                                             strict=True) if is_clean and c is None]},
+            schema=pa.schema([("account_id", pa.string())])))
+        pipeline = SqlPipeline()
+        pipeline.extend(expansion_sqls())
+        rows = self.engine.run(pipeline).to_pylist()
+        best: dict[str, tuple[int, str]] = {}
+        for row in rows:
+            if row["matched"] > best.get(row["account_id"], (0, ""))[0]:
+                best[row["account_id"]] = (row["matched"], row["campaign_id"])
+        row_of = {str(a): i for i, a in enumerate(profile["account_id"])}
+        fits = {signal.NAME: signal.fit(profile) for signal in self.registry.get_signals("intent")}
+        added = {}
+        for account, (matched, campaign_id) in best.items():
+            i = row_of.get(account)
+            if i is None or matched < settings.expand_min_tokens:
+                continue
+            signature = signatures[campaign_id]
+            fit = max((fits[name][i] for name in signature), default=1.0)
+            if fit >= SIGNATURE_STRENGTH and not clean[i]:
+                added[i] = campaign_id
+        logger.info("expansion: %d accounts joined campaigns by their templates", len(added))
+        return added
+
     @staticmethod
     def _clusters(ids: np.ndarray, components: pa.Table) -> np.ndarray:
         """Cluster index per profile row (-1: linked to nobody)."""
@@ -215,27 +267,51 @@ FROM {IDENTITY_OUTPUT} p LEFT JOIN (
                 cluster[row_of[node]] = labels.setdefault(component, len(labels))
         return cluster
 
-    def _detach_misfits(self, profile: dict[str, np.ndarray], cluster: np.ndarray,
-                        exchanges: np.ndarray, families: FamilyScores) -> np.ndarray:
-        """Drop linked accounts that do not show their cluster's signature behaviour.
+    def _split_by_signature(self, profile: dict[str, np.ndarray], cluster: np.ndarray,
+                            exchanges: np.ndarray, families: FamilyScores) -> np.ndarray:
+        """Split clusters into accounts that show their signature behaviour and those that don't.
 
-        A cluster's signature is every intent signal it shows at strength 0.5 or more as a
-        whole; an account stays when it shows at least one of them itself (``Signal.fit``).
-        Linking evidence (a sign-up hour, a residential /24 that a proxy network also
-        exits from) can touch a bystander; the bystander does not run the campaign's script.
+        A cluster's signature is every intent signal it shows at ``SIGNATURE_STRENGTH`` or
+        more as a whole; an account fits when it shows at least one of them itself
+        (``Signal.fit``). Linking evidence can join two operators (a public chain-of-thought
+        wrapper both use, sign-ups the same morning) or touch a bystander (a residential /24
+        a proxy network also exits from); they do not run the same script. The fitting and
+        the other accounts are re-clustered apart, over the edges within each part, until no
+        cluster splits (at most three rounds).
         """
-        stats = self._cluster_scores(cluster, exchanges, families)
-        intent_signals = self.registry.get_signals("intent")
-        fits = {signal.NAME: signal.fit(profile) for signal in intent_signals}
-        out = cluster.copy()
-        for index, (_, _, _, _, signature) in enumerate(stats):
-            dominant = [name for name, strength in signature.items() if strength >= 0.5]
-            if not dominant:
-                continue
-            members = cluster == index
-            fit = np.maximum.reduce([fits[name] for name in dominant])
-            out[members & (fit < 0.5)] = -1
-        return out
+        fits = {signal.NAME: signal.fit(profile) for signal in self.registry.get_signals("intent")}
+        ids = profile["account_id"]
+        for _ in range(3):
+            stats = self._cluster_scores(cluster, exchanges, families)
+            part = np.where(cluster >= 0, cluster * 2, -1)
+            split = False
+            for index, (_, _, _, _, signature) in enumerate(stats):
+                dominant = [name for name, strength in signature.items()
+                            if strength >= SIGNATURE_STRENGTH]
+                if not dominant:
+                    continue
+                members = cluster == index
+                fit = np.maximum.reduce([fits[name] for name in dominant]) >= SIGNATURE_STRENGTH
+                misfits = members & ~fit
+                if misfits.any():
+                    part[misfits] = index * 2 + 1
+                    split = True
+            if not split:
+                return cluster
+            linked = part >= 0
+            self.engine.register("__dw__score_parts", pa.table({
+                "node": [str(a) for a in ids[linked]], "part": part[linked].astype(np.int64)}))
+            pipeline = SqlPipeline()
+            pipeline.enqueue("""
+SELECT e.a, e.b FROM __dw__link_edges e
+JOIN __dw__score_parts pa ON pa.node = e.a
+JOIN __dw__score_parts pb ON pb.node = e.b
+WHERE pa.part = pb.part
+""", "__dw__score_part_edges")
+            self.engine.run(pipeline)
+            cluster = self._clusters(ids, connected_components(
+                self.engine, "__dw__score_part_edges").to_arrow())
+        return cluster
 
     def _cluster_scores(self, cluster: np.ndarray, exchanges: np.ndarray,
                         families: FamilyScores
@@ -258,14 +334,12 @@ FROM {IDENTITY_OUTPUT} p LEFT JOIN (
             total = np.bincount(labels, weights=(values * exchanges)[in_cluster],
                                 minlength=count)
             mean = total / np.maximum(weights, 1.0)
-            low, high = signal.thresholds["low"], signal.thresholds["high"]
-            merged[signal.FAMILY][signal.NAME] = signal.weight * np.clip(
-                (mean - low) / (high - low), 0.0, 1.0)
+            merged[signal.FAMILY][signal.NAME] = signal.weight * signal.campaign_strength(mean)
         intent = noisy_or(list(merged["intent"].values())) if merged["intent"] \
             else np.zeros(count)
         conceal = noisy_or(list(merged["concealment"].values())) if merged["concealment"] \
             else np.zeros(count)
-        conf = campaign_confidence(sizes.astype(float), intent, conceal)
+        conf = campaign_confidence(sizes.astype(float), intent, conceal, weights)
         return [(int(sizes[i]), float(conf[i]), float(intent[i]), float(conceal[i]),
                  {name: float(values[i]) for name, values in merged["intent"].items()})
                 for i in range(count)]

@@ -13,16 +13,23 @@ from distillwatch.settings import LinkSettings
 logger = logging.getLogger(__name__)
 
 
-def link_accounts(engine: Engine, settings: LinkSettings) -> EngineFrame:
+def link_accounts(engine: Engine, settings: LinkSettings,
+                  disabled_families: tuple[str, ...] = ()) -> EngineFrame:
     """Cluster the accounts of ``__dw__features`` / ``__dw__accounts``.
 
     Leaves ``__dw__link_tokens``, ``__dw__link_pairs`` and ``__dw__link_edges`` in the engine
     for the evidence of the score stage.
 
+    Args:
+        engine: Holds the scan's features and accounts.
+        settings: Link settings.
+        disabled_families: Families of evidence to ignore (ablation studies).
+
     Returns:
         ``__dw__link_components`` (node, component) for every account with an edge.
     """
-    for steps in (token_sqls(engine.dialect, settings), pair_sqls(engine.dialect, settings),
+    for steps in (token_sqls(engine.dialect, settings),
+                  pair_sqls(engine.dialect, settings, disabled_families),
                   edge_sqls(settings)):
         pipeline = SqlPipeline()
         pipeline.extend(steps)

@@ -37,10 +37,16 @@ def _noisy_or(expression: str) -> str:
     return f"(1.0 - exp(sum(ln(greatest(1e-9, 1.0 - ({expression}))))))"
 
 
-def pair_sqls(dialect: Dialect, settings: LinkSettings) -> list[SqlStep]:
+def pair_sqls(dialect: Dialect, settings: LinkSettings,
+              disabled_families: tuple[str, ...] = ()) -> list[SqlStep]:
     """Steps that build ``__dw__link_pairs`` (one row per candidate pair and its evidence).
 
     Reads ``__dw__link_tokens``, ``__dw__features`` and ``__dw__accounts``.
+
+    Args:
+        dialect: The engine's SQL.
+        settings: Link settings.
+        disabled_families: Families whose evidence counts as zero (ablation studies).
     """
     kind_strength = " ".join(
         f"WHEN kind = '{kind}' THEN 1.0 - exp(-idf_sum / {scale})"
@@ -70,9 +76,11 @@ WHERE ox.organization_id IS NULL OR oy.organization_id IS NULL
    OR ox.organization_id <> oy.organization_id
 GROUP BY x.account_id, y.account_id, x.kind, x.family
 """
+    off = ", ".join(f"'{f}'" for f in disabled_families) or "''"
     kinds = f"""
 SELECT a, b, kind, family, tokens,
-       CASE WHEN kind = 'signup' THEN {BURST_WEIGHT} * burst
+       CASE WHEN family IN ({off}) THEN 0.0
+            WHEN kind = 'signup' THEN {BURST_WEIGHT} * burst
             WHEN kind = 'activation' THEN {ACTIVATION_WEIGHT} * burst
             {kind_strength} ELSE 0.0 END AS strength
 FROM __dw__link_shared
@@ -115,7 +123,8 @@ GROUP BY p.a, p.b
     combined = " * ".join(f"(1.0 - s_{f})" for f in FAMILY_NAMES)
     timing = f"""
 SELECT p.*,
-    CASE WHEN c.co IS NULL THEN 0.0 ELSE greatest(0.0, least(1.0,
+    CASE WHEN c.co IS NULL OR {"TRUE" if "timing" in disabled_families else "FALSE"} THEN 0.0
+    ELSE greatest(0.0, least(1.0,
         (c.co * 1.0 / (ca.buckets + cb.buckets - c.co) - {SYNC_FLOOR}) / {SYNC_FULL - SYNC_FLOOR}))
     END AS s_timing,
     coalesce(c.co * 1.0 / (ca.buckets + cb.buckets - c.co), 0.0) AS sync_jaccard

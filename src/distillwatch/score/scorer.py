@@ -7,8 +7,8 @@ or it is one of many accounts run together). A model-evaluation vendor has the i
 neither of the others; a jailbreaker hides but harvests nothing; both stay unflagged.
 
 Per account (``solo``):  intent x concealment x volume, each in [0, 1].
-Per cluster (``confidence``): coordination x (0.35 + 0.65 intent) x (0.6 + 0.4 concealment),
-with intent and concealment measured over the cluster's exchanges as a whole.
+Per cluster (``confidence``): coordination x (0.35 + 0.65 intent x volume) x (0.6 + 0.4
+concealment), with intent and concealment measured over the cluster's exchanges as a whole.
 An account in a reported campaign scores at least its campaign's confidence.
 """
 
@@ -27,6 +27,8 @@ from distillwatch.signals.base import Profile, ramp
 SOLO_VOLUME = (20.0, 300.0)
 # Coordination grows with the number of linked accounts: 2 could be a household, 10 is a ring.
 COORDINATION_ACCOUNTS = (2.0, 10.0)
+# A harvest needs volume: a team's hundred translation requests a month are not one.
+CAMPAIGN_VOLUME = (100.0, 2000.0)
 INTENT_FLOOR, CONCEALMENT_FLOOR = 0.35, 0.6
 
 
@@ -85,10 +87,21 @@ def solo_scores(families: FamilyScores, exchanges: np.ndarray) -> np.ndarray:
     return families.intent * families.concealment * volume
 
 
-def campaign_confidence(accounts: np.ndarray, intent: np.ndarray,
-                        concealment: np.ndarray) -> np.ndarray:
-    """Confidence that each cluster is a distillation campaign (see the module docstring)."""
+def campaign_confidence(accounts: np.ndarray, intent: np.ndarray, concealment: np.ndarray,
+                        exchanges: np.ndarray | None = None) -> np.ndarray:
+    """Confidence that each cluster is a distillation campaign (see the module docstring).
+
+    Args:
+        accounts: Linked accounts per cluster.
+        intent: The cluster's intent evidence in [0, 1].
+        concealment: The cluster's concealment evidence in [0, 1].
+        exchanges: The cluster's exchanges; intent counts in full from 2,000 (log ramp from
+            100). Omitted: full volume.
+    """
     coordination = ramp(accounts, *COORDINATION_ACCOUNTS)
+    if exchanges is not None:
+        intent = intent * ramp(np.log10(np.maximum(exchanges, 1.0)),
+                               *np.log10(CAMPAIGN_VOLUME))
     return (coordination * (INTENT_FLOOR + (1 - INTENT_FLOOR) * intent)
             * (CONCEALMENT_FLOOR + (1 - CONCEALMENT_FLOOR) * concealment))
 

@@ -80,14 +80,25 @@ class Signal(ABC):
         value = self.measure(profile, prior)
         return value, ramp(value, self.thresholds["low"], self.thresholds["high"])
 
+    def campaign_strength(self, mean: np.ndarray) -> np.ndarray:
+        """Strength of the exchange-weighted mean value over a whole cluster of accounts.
+
+        A rate measured over many coordinated accounts is both precise and damning at a
+        level that would be unremarkable in one account, so the ramp starts at half of
+        ``low`` and is full at 0.6 of ``high``.
+        """
+        low, high = self.thresholds["low"], self.thresholds["high"]
+        return ramp(mean, 0.5 * low, max(0.6 * high, 0.5 * low + 1e-9))
+
     def fit(self, profile: Profile) -> np.ndarray:
         """How clearly each account shows this behaviour itself, however few its exchanges.
 
         Used to decide whether an account linked to a campaign shares the campaign's
         signature behaviour (a new head with two exchanges does; an ordinary user who signed
-        up the same hour behind the same residential /24 does not).
+        up the same hour behind the same residential /24 does not). On the cluster's scale
+        (``campaign_strength``), without small-sample shrinkage.
         """
-        return self.strength(profile, 0.0)[1]
+        return self.campaign_strength(self.measure(profile, 0.0))
 
     @abstractmethod
     def explain(self, value: float) -> str:

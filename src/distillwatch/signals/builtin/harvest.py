@@ -41,9 +41,7 @@ class TemplatedSweep(Signal):
 
     def fit(self, profile: Profile) -> np.ndarray:
         distinct = np.clip((column(profile, "distinct_prompt_share") - 0.85) / 0.13, 0.0, 1.0)
-        value = column(profile, "template_share") * distinct
-        return np.clip((value - self.thresholds["low"])
-                       / (self.thresholds["high"] - self.thresholds["low"]), 0.0, 1.0)
+        return self.campaign_strength(column(profile, "template_share") * distinct)
 
     def explain(self, value: float) -> str:
         return (f"sweep index {value:.2f}: single-turn tasks on a shared scaffold, "
