@@ -18,17 +18,24 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-from distillwatch.engine import Engine, SqlPipeline, SqlStep
+from distillwatch.engine import Engine, SqlPipeline
 from distillwatch.ingest.accounts import ACCOUNTS_SCHEMA, ACCOUNTS_TABLE
 from distillwatch.ingest.store import FEATURES_TABLE
 from distillwatch.link.campaigns import link_accounts
 from distillwatch.link.components import connected_components
-from distillwatch.link.expand_sql import CLEAN, CORE, expansion_sqls
+from distillwatch.link.expand_sql import (
+    CLEAN,
+    GROUPS,
+    expansion_sqls,
+    specific_token_sqls,
+)
 from distillwatch.profile.features_sql import (
     IDENTITY_OUTPUT,
     account_feature_sqls,
     account_identity_sqls,
 )
+from distillwatch.profile.templates_sql import OUTPUT as TEMPLATES_OUTPUT
+from distillwatch.profile.templates_sql import template_share_sqls
 from distillwatch.report.contract import AccountResult, CampaignResult
 from distillwatch.score.build import build_campaigns
 from distillwatch.score.policy import AccountFacts, Policy
@@ -142,20 +149,12 @@ class Watcher:
 
     # -- scoring -------------------------------------------------------------------------
     def _profile_with_templates(self) -> dict[str, np.ndarray]:
-        # Templated use: the share of exchanges on the account's main scaffold that other
-        # accounts use too.
-        step = SqlStep(f"""
-SELECT p.*, coalesce(t.template_share, 0.0) AS template_share
-FROM {IDENTITY_OUTPUT} p LEFT JOIN (
-    SELECT x.account_id, max(x.strength) AS template_share
-    FROM __dw__link_tokens x
-    JOIN (SELECT token FROM __dw__link_tokens WHERE kind = 'scaffold'
-          GROUP BY token HAVING count(*) >= 3) shared ON shared.token = x.token
-    WHERE x.kind = 'scaffold' GROUP BY x.account_id
-) t ON t.account_id = p.account_id
-""", "__dw__score_profile")
         pipeline = SqlPipeline()
-        pipeline.extend([step])
+        pipeline.extend(template_share_sqls(self.engine.dialect))
+        pipeline.enqueue(f"""
+SELECT p.*, coalesce(t.template_share, 0.0) AS template_share
+FROM {IDENTITY_OUTPUT} p LEFT JOIN {TEMPLATES_OUTPUT} t ON t.account_id = p.account_id
+""", "__dw__score_profile")
         return to_profile(self.engine.run(pipeline).to_arrow())
 
     def _score(self, profile: dict[str, np.ndarray], components: pa.Table,
@@ -217,39 +216,49 @@ FROM {IDENTITY_OUTPUT} p LEFT JOIN (
             if index not in reported_index and size >= 2]
         return ScanResult(None, 0, accounts, campaigns, details)
 
+    def _clean(self, profile: dict[str, np.ndarray], families: FamilyScores) -> np.ndarray:
+        """Accounts that hide nothing: verified, or without concealment evidence."""
+        verified = np.array([v is True for v in profile["verified"]])
+        return verified | (families.concealment < self.settings.score.expand_min_concealment)
+
+    def _specific_tokens(self, ids: np.ndarray, groups: np.ndarray, open_accounts: np.ndarray
+                         ) -> None:
+        """Register groups and open accounts, and build their specific template tokens."""
+        grouped = np.array([g is not None and g != -1 for g in groups])
+        self.engine.register(GROUPS, pa.table({
+            "account_id": [str(a) for a in ids[grouped]],
+            "group_id": [str(g) for g in groups[grouped]]}))
+        self.engine.register(CLEAN, pa.table(
+            {"account_id": [str(a) for a in ids[open_accounts & ~grouped]]},
+            schema=pa.schema([("account_id", pa.string())])))
+        pipeline = SqlPipeline()
+        pipeline.extend(specific_token_sqls())
+        self.engine.run(pipeline)
+
     def _expand(self, profile: dict[str, np.ndarray], families: FamilyScores,
                 campaign_of: np.ndarray, signatures: dict[str, list[str]]) -> dict[int, str]:
         """Accounts outside every campaign core that run a campaign's templates, hide like
         its accounts and show its signature behaviour: {profile row: campaign id}."""
         if not signatures:
             return {}
-        core = [(str(a), c) for a, c in zip(profile["account_id"], campaign_of, strict=True)
-                if c is not None]
-        self.engine.register(CORE, pa.table({"account_id": [a for a, _ in core],
-                                             "campaign_id": [c for _, c in core]}))
-        settings = self.settings.score
-        verified = np.array([v is True for v in profile["verified"]])
-        clean = verified | (families.concealment < settings.expand_min_concealment)
-        self.engine.register(CLEAN, pa.table({"account_id": [
-            str(a) for a, c, is_clean in zip(profile["account_id"], campaign_of, clean,
-                                             strict=True) if is_clean and c is None]},
-            schema=pa.schema([("account_id", pa.string())])))
+        ids = profile["account_id"]
+        clean = self._clean(profile, families)
+        self._specific_tokens(ids, campaign_of, clean)
         pipeline = SqlPipeline()
         pipeline.extend(expansion_sqls())
         rows = self.engine.run(pipeline).to_pylist()
         best: dict[str, tuple[int, str]] = {}
         for row in rows:
             if row["matched"] > best.get(row["account_id"], (0, ""))[0]:
-                best[row["account_id"]] = (row["matched"], row["campaign_id"])
-        row_of = {str(a): i for i, a in enumerate(profile["account_id"])}
+                best[row["account_id"]] = (row["matched"], row["group_id"])
+        row_of = {str(a): i for i, a in enumerate(ids)}
         fits = {signal.NAME: signal.fit(profile) for signal in self.registry.get_signals("intent")}
         added = {}
         for account, (matched, campaign_id) in best.items():
             i = row_of.get(account)
-            if i is None or matched < settings.expand_min_tokens:
+            if i is None or matched < self.settings.score.expand_min_tokens:
                 continue
-            signature = signatures[campaign_id]
-            fit = max((fits[name][i] for name in signature), default=1.0)
+            fit = max((fits[name][i] for name in signatures[campaign_id]), default=1.0)
             if fit >= SIGNATURE_STRENGTH and not clean[i]:
                 added[i] = campaign_id
         logger.info("expansion: %d accounts joined campaigns by their templates", len(added))
