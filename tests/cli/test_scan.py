@@ -163,6 +163,7 @@ def test_bad_input_gives_rejects_with_reasons_and_a_finished_scan(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["scan", "no/such/logs", "--out", "{out}"], "No such file or folder"),
     (["scan", "--out", "{out}"], "Give log files or folders"),
+    (["scan", "{logs}", "--out", "{out}", "--format", "csv"], "Unknown --format 'csv'"),
     (["scan", "{logs}", "--out", "{out}", "--policy", "{bad_policy}"], "decision must be one"),
     (["scan", "{logs}", "--out", "{out}", "--settings", "{bad_settings}"], "Unknown settings"),
 ])

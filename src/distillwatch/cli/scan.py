@@ -40,6 +40,11 @@ def run_scan(logs: list[Path], out: Path, *, accounts: list[Path] = (), store: P
     if not logs and store is None:
         raise DistillwatchInputError("Give log files or folders to scan, or --store FILE of "
                                      "an earlier ingest")
+    from distillwatch.ingest.readers import FORMATS
+
+    if fmt is not None and fmt not in FORMATS:
+        raise DistillwatchInputError(f"Unknown --format {fmt!r}; use one of "
+                                     f"{', '.join(FORMATS)}, or omit it to detect per file")
     chosen_policy = Policy.from_path(policy) if policy else Policy.builtin()
     chosen_settings = Settings.from_path_or_dict(settings)
     key, unkeyed = fingerprint_key(key_file)

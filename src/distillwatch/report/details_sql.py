@@ -135,7 +135,8 @@ GROUP BY m.campaign_id, coalesce(a.signup_channel, 'unknown')
 
 
 def templates_sql(dialect: Dialect) -> list[SqlStep]:
-    """The scaffold tokens most of a campaign's accounts share, with a masked example."""
+    """The scaffold tokens a campaign's accounts share, and template openings (head keys
+    shared by three or more of its accounts) with a masked example."""
     tokens = f"""
 SELECT m.campaign_id, t.token, count(*) AS accounts, avg(t.strength) AS mean_share
 FROM {MEMBERS} m JOIN __dw__link_tokens t ON t.account_id = m.account_id
@@ -146,7 +147,7 @@ GROUP BY m.campaign_id, t.token HAVING count(*) >= 2
 SELECT m.campaign_id, f.head_key, count(*) AS exchanges,
        count(DISTINCT m.account_id) AS accounts, min(f.skeleton) AS masked
 FROM {MEMBERS} m JOIN __dw__features f ON f.account_id = m.account_id
-GROUP BY m.campaign_id, f.head_key HAVING count(DISTINCT m.account_id) >= 2
+GROUP BY m.campaign_id, f.head_key HAVING count(DISTINCT m.account_id) >= 3
 """
     return [SqlStep(tokens, "__dw__scan_scaffold_tokens"),
             SqlStep(heads, "__dw__scan_heads")]

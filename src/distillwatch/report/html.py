@@ -28,7 +28,9 @@ from distillwatch.report.contract import DECISIONS
 logger = logging.getLogger(__name__)
 
 REPORT_NAME = "report.html"
-FLAGGED_DECISIONS = ("block", "verify", "throttle")
+# Decisions listed in the report's account table (the contract's "flagged" is verify / block;
+# throttled accounts are listed too, since a reviewer acts on them).
+LISTED_DECISIONS = ("block", "verify", "throttle")
 FLAGGED_TABLE_LIMIT = 200
 LIST_LIMIT = 20
 TABLE_ROW_LIMIT = 20
@@ -266,7 +268,7 @@ def _decision_counts(accounts: Sequence[Mapping]) -> list[tuple[str, int]]:
 
 
 def _flagged(accounts: Sequence[Mapping], anchors: Mapping[str, str]) -> dict:
-    flagged = [a for a in accounts if a["decision"] in FLAGGED_DECISIONS]
+    flagged = [a for a in accounts if a["decision"] in LISTED_DECISIONS]
     for account in flagged:
         if not isinstance(account.get("score"), int | float):
             raise DistillwatchInputError(

@@ -27,6 +27,16 @@ def scaffold_fingerprint(token: str) -> str:
     return f"sk-{int(token[1:]) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
+def template_opening(skeleton: str | None, words: int = 8) -> str:
+    """The opening words of a masked skeleton: the part of a template its accounts share.
+
+    Only the opening (what the head key hashes) is common to the accounts that share the
+    head; the rest of one exchange's skeleton can carry that exchange's payload.
+    """
+    opening = (skeleton or "").split()
+    return " ".join(opening[:words]) + (" …" if len(opening) > words else "")
+
+
 def _run(engine: Engine, steps) -> dict[str, list[dict]]:
     pipeline = SqlPipeline()
     pipeline.extend(steps)
@@ -131,7 +141,7 @@ def build_campaigns(engine: Engine, ids: np.ndarray, campaign_of: np.ndarray,
             "signup_channels": sorted(({"channel": r["channel"], "accounts": r["accounts"]}
                                        for r in chans), key=lambda r: -r["accounts"]),
             "templates": [{"fingerprint": f"hk-{r['head_key'] & 0xFFFFFFFFFFFFFFFF:016x}",
-                           "masked": r["masked"], "accounts": r["accounts"],
+                           "masked": template_opening(r["masked"]), "accounts": r["accounts"],
                            "exchanges": r["exchanges"]}
                           for r in sorted(heads.get(campaign_id, []),
                                           key=lambda r: -r["exchanges"])[:10]],
