@@ -177,7 +177,7 @@ FROM {IDENTITY_OUTPUT} p LEFT JOIN {TEMPLATES_OUTPUT} t ON t.account_id = p.acco
         info = {}
         for number, (index, conf, intent, conceal) in enumerate(reported, start=1):
             campaign_id = f"C-{number:04d}"
-            info[campaign_id] = (conf, intent, conceal)
+            info[campaign_id] = (conf, intent, conceal, stats[index][4])
             members = cluster == index
             campaign_of[members] = campaign_id
             confidence[members] = conf

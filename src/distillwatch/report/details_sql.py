@@ -13,9 +13,10 @@ MEMBERS = "__dw__scan_members"
 _ANON = ", ".join(f"'{kind}'" for kind in ANONYMISING_NETWORKS)
 
 
-def _member_exchanges() -> str:
+def _member_exchanges(dialect: Dialect) -> str:
+    day = f"CAST(floor({dialect.epoch_seconds('f.ts')} / 86400) AS BIGINT)"
     return f"""
-SELECT m.campaign_id, f.*
+SELECT m.campaign_id, {day} AS day, f.*
 FROM {MEMBERS} m JOIN __dw__features f ON f.account_id = m.account_id
 """
 
@@ -32,12 +33,30 @@ SELECT campaign_id,
        count(DISTINCT client_asn) AS distinct_asns,
        avg(CASE WHEN client_asn_kind IN ({_ANON}) THEN 1.0 ELSE 0.0 END) AS anonymising_share,
        avg(CASE WHEN client_asn_kind = 'hosting' THEN 1.0 ELSE 0.0 END) AS hosting_share,
-       count(DISTINCT language) AS languages,
-       count(DISTINCT model) AS models
+       count(DISTINCT model) AS models,
+       count(*) * 1.0 / count(DISTINCT concat(account_id, '|', CAST(day AS {dialect.string_type})))
+           AS per_account_day
 FROM __dw__scan_member_exchanges GROUP BY campaign_id
 """
-    return [SqlStep(_member_exchanges(), "__dw__scan_member_exchanges"),
-            SqlStep(totals, "__dw__scan_campaign_totals")]
+    # Languages that carry at least 5 % of a campaign's exchanges (a guess on one prompt
+    # can be wrong; a share cannot be by accident).
+    languages = """
+SELECT campaign_id, count(*) AS languages FROM (
+    SELECT campaign_id, language, count(*) AS n,
+           sum(count(*)) OVER (PARTITION BY campaign_id) AS total
+    FROM __dw__scan_member_exchanges WHERE language IS NOT NULL
+    GROUP BY campaign_id, language
+) WHERE n >= 0.05 * total GROUP BY campaign_id
+"""
+    joined = """
+SELECT t.*, coalesce(l.languages, 0) AS languages
+FROM __dw__scan_campaign_base t
+LEFT JOIN __dw__scan_languages l ON l.campaign_id = t.campaign_id
+"""
+    return [SqlStep(_member_exchanges(dialect), "__dw__scan_member_exchanges"),
+            SqlStep(totals, "__dw__scan_campaign_base"),
+            SqlStep(languages, "__dw__scan_languages"),
+            SqlStep(joined, "__dw__scan_campaign_totals")]
 
 
 def capability_sql() -> list[SqlStep]:

@@ -16,6 +16,9 @@ from distillwatch.score.scorer import FamilyScores
 from distillwatch.signals.builtin.identity import RISKY_CHANNELS
 
 TOP_TEMPLATES, TOP_PREFIXES = 50, 100
+# Exchanges per account per active day at or below which a campaign paces itself to pass
+# under per-account limits (the public cases average ~26).
+LOW_AND_SLOW_PER_DAY = 12.0
 
 
 def _iso(moment: datetime) -> str:
@@ -48,7 +51,8 @@ def _run(engine: Engine, steps) -> dict[str, list[dict]]:
 
 
 def build_campaigns(engine: Engine, ids: np.ndarray, campaign_of: np.ndarray,
-                    info: dict[str, tuple[float, float, float]], families: FamilyScores,
+                    info: dict[str, tuple[float, float, float, dict[str, float]]],
+                    families: FamilyScores,
                     exchanges: np.ndarray, explainers: dict[str, Callable[[float], str]]
                     ) -> tuple[list[CampaignResult], dict]:
     """Campaign results and report details for every reported campaign.
@@ -57,7 +61,8 @@ def build_campaigns(engine: Engine, ids: np.ndarray, campaign_of: np.ndarray,
         engine: Holds the scan's features, accounts and link tables.
         ids: Account ids (profile row order).
         campaign_of: Campaign id per account, or None.
-        info: (confidence, intent, concealment) per campaign id.
+        info: (confidence, intent, concealment, campaign-scale strength of each intent
+            signal) per campaign id.
         families: Per-account signal evidence.
         exchanges: Exchanges per account.
         explainers: Each signal's ``explain``, for the evidence lines.
@@ -84,7 +89,7 @@ def build_campaigns(engine: Engine, ids: np.ndarray, campaign_of: np.ndarray,
     sync = {r["campaign_id"]: r for r in _flat(engine, [_sync_step()])}
 
     results, details = [], {}
-    for campaign_id, (confidence, intent, concealment) in info.items():
+    for campaign_id, (confidence, intent, concealment, signature) in info.items():
         mask = campaign_of == campaign_id
         total = totals[campaign_id]
         n_accounts = int(mask.sum())
@@ -95,8 +100,11 @@ def build_campaigns(engine: Engine, ids: np.ndarray, campaign_of: np.ndarray,
         weights = exchanges[mask]
         means = {name: float(np.average(values[mask], weights=weights))
                  for name, values in families.evidence.values.items()}
+        # Intent is judged on the campaign's scale (its signature); concealment signals by
+        # the members' own strengths.
         strengths = {name: float(np.average(s[mask], weights=weights))
                      for name, s in families.evidence.strengths.items()}
+        strengths.update(signature)
         shared_tokens = sorted(tokens.get(campaign_id, []), key=lambda r: -r["accounts"])
         template_tokens = [r for r in shared_tokens
                            if r["accounts"] >= max(2, 0.2 * n_accounts)][:TOP_TEMPLATES]
@@ -174,10 +182,11 @@ GROUP BY ma.campaign_id
 def _evidence(n_accounts, total, means, strengths, templates, prefixes, payments, channels,
               sync, explainers) -> list[dict]:
     out = []
-    per_day = total["exchanges"] / max(n_accounts, 1)
+    per_account = total["exchanges"] / max(n_accounts, 1)
     out.append({"kind": "linked_accounts", "weight": 1.0, "detail": (
         f"{n_accounts:,} accounts linked by at least two independent kinds of evidence; "
-        f"{total['exchanges']:,} exchanges, {per_day:,.0f} per account")})
+        f"{total['exchanges']:,} exchanges, {per_account:,.0f} per account, "
+        f"{total['per_account_day']:.0f} per account per active day")})
     if templates:
         top = templates[0]["accounts"]
         out.append({"kind": "shared_template", "weight": round(min(1.0, top / n_accounts), 3),
@@ -243,11 +252,10 @@ def _tactics(n_accounts, total, means, strengths, templates, payments, sync, cha
             tactics.append(name)
     if total["distinct_prompt_share"] >= 0.98 and total["exchanges"] >= 50:
         tactics.append("coverage_partition")
-    days = max(1.0, (total["last_seen"] - total["first_seen"]).total_seconds() / 86400)
-    if total["exchanges"] / n_accounts / days <= 15:
+    if total["per_account_day"] <= LOW_AND_SLOW_PER_DAY:
         tactics.append("low_and_slow")
     if sync and sync["mean_sync"] >= 0.3:
         tactics.append("synchronized_schedule")
-    if total["languages"] >= 5:
+    if total["languages"] >= 3:
         tactics.append("multilingual")
     return tactics
