@@ -23,7 +23,8 @@ FAMILY_NAMES = ("scaffold", "network", "identity", "onboard", "timing")
 # payment instrument weighs most, a shared e-mail domain least. Scaffold keys come many to a
 # prompt (16 MinHash bands, lines, head, tail), and one or two collide by chance between
 # unrelated frames, so a scaffold needs many shared keys.
-KIND_SCALES = {"scaffold": 20.0, "ip": 4.0, "prefix": 25.0, "payment": 2.0, "email": 12.0}
+KIND_SCALES = {"scaffold": 20.0, "ip": 4.0, "prefix": 25.0, "asn_ua": 20.0, "payment": 2.0,
+               "email": 12.0}
 IDF_CAP = 8.0
 # Joining in one sign-up burst is suggestive, never proof: several operators can open their
 # accounts the same day. It can carry an edge only together with other evidence.

@@ -9,6 +9,9 @@ scaffold scaffold     a frame key (band, line, head, tail) carried by a good sha
                       the account's prompts, or its system prompt / tool schema hash
 network  ip           an exact client IP (EvilCohort: shared IP sets)
 network  prefix       a /24 (IPv4) the account sent from
+network  asn_ua       a hosting ASN together with the user agent sent from it (one deployment);
+                      residential and proxy ASNs are left out: common browser agents
+                      behind big ISPs would link strangers
 identity payment      the payment fingerprint of the account file
 identity email        the e-mail domain of the account file
 onboard  signup       a sign-up bucket holding a burst of new accounts
@@ -28,7 +31,7 @@ from distillwatch.settings import LinkSettings
 FEATURES = "__dw__features"
 ACCOUNTS = "__dw__accounts"
 OUTPUT = "__dw__link_tokens"
-FAMILIES = {"scaffold": "scaffold", "ip": "network", "prefix": "network",
+FAMILIES = {"scaffold": "scaffold", "ip": "network", "prefix": "network", "asn_ua": "network",
             "payment": "identity", "email": "identity", "signup": "onboard",
             "activation": "onboard"}
 
@@ -98,6 +101,11 @@ UNION ALL
 SELECT DISTINCT account_id, 'prefix' AS kind,
        concat('p', regexp_replace(client_ip, '\\.[0-9]+$', '')) AS token, 1.0 AS strength
 FROM {FEATURES} WHERE client_ip LIKE '%.%.%.%'
+UNION ALL
+SELECT DISTINCT account_id, 'asn_ua' AS kind,
+       concat('u', CAST(client_asn AS {string}), '|', user_agent) AS token, 1.0 AS strength
+FROM {FEATURES} WHERE client_asn IS NOT NULL AND user_agent IS NOT NULL
+  AND client_asn_kind = 'hosting'
 UNION ALL
 SELECT account_id, 'payment' AS kind, concat('y', payment_fingerprint) AS token,
        1.0 AS strength
