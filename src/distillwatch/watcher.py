@@ -33,6 +33,7 @@ from distillwatch.profile.features_sql import (
     IDENTITY_OUTPUT,
     account_feature_sqls,
     account_identity_sqls,
+    account_window_sqls,
 )
 from distillwatch.profile.templates_sql import OUTPUT as TEMPLATES_OUTPUT
 from distillwatch.profile.templates_sql import template_share_sqls
@@ -110,9 +111,11 @@ class Watcher:
 
     def profile(self) -> pa.Table:
         """Per-account behaviour and identity (``__dw__profile_accounts``)."""
-        pipeline = SqlPipeline()
-        pipeline.extend(account_feature_sqls(self.engine.dialect))
-        self.engine.run(pipeline)
+        for steps in (account_feature_sqls(self.engine.dialect),
+                      account_window_sqls(self.engine.dialect)):
+            pipeline = SqlPipeline()
+            pipeline.extend(steps)
+            self.engine.run(pipeline)
         pipeline = SqlPipeline()
         pipeline.extend(account_identity_sqls(self.engine.dialect))
         return self.engine.run(pipeline).to_arrow()
@@ -205,7 +208,7 @@ FROM {IDENTITY_OUTPUT} p LEFT JOIN {TEMPLATES_OUTPUT} t ON t.account_id = p.acco
         explainers = {signal.NAME: signal.explain for signal in self.registry.get_signals()
                       if signal.CAMPAIGN_EVIDENCE}
         campaigns, details = build_campaigns(self.engine, ids, campaign_of, info, families,
-                                             exchanges, explainers)
+                                             exchanges, explainers, profile)
         # Clusters that were not reported, for reviewers (and for tuning): near misses.
         reported_index = {index for index, *_ in reported}
         details["unreported_clusters"] = [

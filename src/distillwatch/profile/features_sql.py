@@ -17,6 +17,7 @@ ANONYMISING_NETWORKS = ("proxy", "vpn", "tor")
 # A max_tokens this large asks for whole traces, not answers.
 LONG_MAX_TOKENS = 8000
 IDENTITY_OUTPUT = "__dw__profile_accounts"
+WINDOWS_OUTPUT = "__dw__profile_windows"
 
 
 def account_feature_sqls(dialect: Dialect) -> list[SqlStep]:
@@ -81,11 +82,50 @@ GROUP BY account_id
     return [SqlStep(per_exchange, "__dw__profile_exchanges"), SqlStep(per_account, OUTPUT)]
 
 
+def account_window_sqls(dialect: Dialect) -> list[SqlStep]:
+    """Steps that build ``__dw__profile_windows``: behaviour per day and around model releases.
+
+    Per account: the busiest day, the days active round the clock (20 or more distinct UTC
+    hours: a script, or a relay of operators), and, of its exchanges sent after the first
+    model release in the logs, the share sent to released models (pivoting to a model as soon
+    as it is out). A model is released when it first appears a day or more after the logs
+    begin.
+    """
+    epoch = dialect.epoch_seconds("ts")
+    days = f"""
+SELECT account_id, CAST(floor({epoch} / 86400) AS BIGINT) AS day, count(*) AS exchanges,
+       count(DISTINCT CAST(floor({epoch} / 3600) AS BIGINT) % 24) AS hours
+FROM {FEATURES_TABLE} GROUP BY account_id, CAST(floor({epoch} / 86400) AS BIGINT)
+"""
+    releases = f"""
+SELECT model, min({epoch}) AS released FROM {FEATURES_TABLE}
+WHERE model IS NOT NULL GROUP BY model
+HAVING min({epoch}) >= (SELECT min({epoch}) FROM {FEATURES_TABLE}) + 86400
+"""
+    pivots = f"""
+SELECT f.account_id,
+       avg(CASE WHEN r.released IS NOT NULL THEN 1.0 ELSE 0.0 END) AS release_window_share
+FROM {FEATURES_TABLE} f LEFT JOIN __dw__profile_releases r ON r.model = f.model
+WHERE {dialect.epoch_seconds('f.ts')} >= (SELECT min(released) FROM __dw__profile_releases)
+GROUP BY f.account_id
+"""
+    windows = """
+SELECT d.account_id, max(d.exchanges) AS max_exchanges_per_day,
+       sum(CASE WHEN d.hours >= 20 THEN 1 ELSE 0 END) AS round_the_clock_days,
+       max(p.release_window_share) AS release_window_share
+FROM __dw__profile_days d LEFT JOIN __dw__profile_pivots p ON p.account_id = d.account_id
+GROUP BY d.account_id
+"""
+    return [SqlStep(days, "__dw__profile_days"), SqlStep(releases, "__dw__profile_releases"),
+            SqlStep(pivots, "__dw__profile_pivots"), SqlStep(windows, WINDOWS_OUTPUT)]
+
+
 def account_identity_sqls(dialect: Dialect) -> list[SqlStep]:
     """Steps that add what the provider knows of each account to ``__dw__profile_features``.
 
-    Reads ``__dw__profile_features``, ``__dw__features`` and ``__dw__accounts`` (the account
-    file, possibly empty) and builds ``__dw__profile_accounts``: every behaviour column plus
+    Reads ``__dw__profile_features``, ``__dw__profile_windows``, ``__dw__features`` and
+    ``__dw__accounts`` (the account file, possibly empty) and builds
+    ``__dw__profile_accounts``: every behaviour and window column plus
     sign-up channel, verification, organisation, account age at first exchange and the share
     of exchanges sent from a country other than the billing country.
     """
@@ -101,11 +141,13 @@ GROUP BY f.account_id
 """
     joined = f"""
 SELECT p.*, c.geo_mismatch_share,
+       w.max_exchanges_per_day, w.round_the_clock_days, w.release_window_share,
        a.organization_id, a.signup_channel, a.verified, a.billing_country,
        a.payment_fingerprint, a.email_domain, a.created_at,
        ({epoch_first} - {epoch_created}) / 86400.0 AS age_days_at_first_seen
 FROM {OUTPUT} p
 LEFT JOIN __dw__profile_countries c ON c.account_id = p.account_id
+LEFT JOIN __dw__profile_windows w ON w.account_id = p.account_id
 LEFT JOIN __dw__accounts a ON a.account_id = p.account_id
 """
     return [SqlStep(countries, "__dw__profile_countries"), SqlStep(joined, IDENTITY_OUTPUT)]

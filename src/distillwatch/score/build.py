@@ -19,6 +19,9 @@ TOP_TEMPLATES, TOP_PREFIXES = 50, 100
 # Exchanges per account per active day at or below which a campaign paces itself to pass
 # under per-account limits (the public cases average ~26).
 LOW_AND_SLOW_PER_DAY = 12.0
+# Share of a campaign's exchanges on a just-released model that marks a pivot (and at least
+# twice the share of all accounts).
+PIVOT_SHARE = 0.3
 
 
 def _iso(moment: datetime) -> str:
@@ -53,7 +56,8 @@ def _run(engine: Engine, steps) -> dict[str, list[dict]]:
 def build_campaigns(engine: Engine, ids: np.ndarray, campaign_of: np.ndarray,
                     info: dict[str, tuple[float, float, float, dict[str, float]]],
                     families: FamilyScores,
-                    exchanges: np.ndarray, explainers: dict[str, Callable[[float], str]]
+                    exchanges: np.ndarray, explainers: dict[str, Callable[[float], str]],
+                    profile: dict[str, np.ndarray] | None = None
                     ) -> tuple[list[CampaignResult], dict]:
     """Campaign results and report details for every reported campaign.
 
@@ -66,6 +70,7 @@ def build_campaigns(engine: Engine, ids: np.ndarray, campaign_of: np.ndarray,
         families: Per-account signal evidence.
         exchanges: Exchanges per account.
         explainers: Each signal's ``explain``, for the evidence lines.
+        profile: The per-account profile (window columns feed pacing and pivot evidence).
     """
     if not info:
         return [], {"campaigns": {}}
@@ -115,8 +120,12 @@ def build_campaigns(engine: Engine, ids: np.ndarray, campaign_of: np.ndarray,
         evidence = _evidence(n_accounts, total, means, strengths, template_tokens,
                              shared_prefixes, shared_payments, chans, sync.get(campaign_id),
                              explainers)
+        windows = _window_evidence(profile, mask, weights)
+        evidence.extend(windows)
         tactics = _tactics(n_accounts, total, means, strengths, template_tokens,
                            shared_payments, sync.get(campaign_id), chans)
+        if any(item["kind"] == "model_pivot" for item in windows):
+            tactics.append("model_pivot")
         asns = sorted({r["asn"] for r in nets if r["asn_kind"] in ("proxy", "vpn", "tor",
                                                                     "hosting")
                        and r["accounts"] >= max(2, 0.2 * n_accounts)})
@@ -227,6 +236,28 @@ def _evidence(n_accounts, total, means, strengths, templates, prefixes, payments
         out.append({"kind": "lockstep", "weight": round(sync["mean_sync"], 3), "detail": (
             f"{sync['lockstep_pairs']:,} account pairs active in the same 10-minute buckets "
             f"(mean Jaccard {sync['mean_sync']:.2f})")})
+    return out
+
+
+def _window_evidence(profile: dict[str, np.ndarray] | None, mask: np.ndarray,
+                     weights: np.ndarray) -> list[dict]:
+    """Evidence from the per-day profile: round-the-clock days, release-day pivots."""
+    if profile is None or "release_window_share" not in profile:
+        return []
+    out = []
+    pivot = np.nan_to_num(profile["release_window_share"].astype(float))
+    share = float(np.average(pivot[mask], weights=weights))
+    baseline = float(np.average(pivot, weights=profile["exchanges"]))
+    if share >= PIVOT_SHARE and share >= 2 * baseline:
+        out.append({"kind": "model_pivot", "weight": round(min(1.0, share), 3), "detail": (
+            f"{share:.0%} of its exchanges since the first model release went to newly "
+            f"released models (all accounts: {baseline:.0%})")})
+    days = np.nan_to_num(profile["round_the_clock_days"].astype(float))
+    active = np.maximum(np.nan_to_num(profile["active_days"].astype(float)), 1.0)
+    clock = float(np.average((days / active)[mask], weights=weights))
+    if clock >= 0.3:
+        out.append({"kind": "round_the_clock", "weight": round(clock, 3), "detail": (
+            f"{clock:.0%} of its accounts' active days span 20 or more hours")})
     return out
 
 
