@@ -150,8 +150,9 @@ def scan_command(
     policy: Path = typer.Option(None, "--policy", "-p", help="Decision policy YAML (default: "
                                 "the built-in one, src/distillwatch/conf/policy.yaml)."),
     settings: Path = typer.Option(None, "--settings", help="Link / score settings YAML "
-                                  "(keys: link, score, disabled_signals; unknown keys are "
-                                  "errors)."),
+                                  "(keys: link, score, disabled_signals, "
+                                  "disabled_link_families; unknown keys are errors; see "
+                                  "docs/detector.md)."),
     key_file: Path = typer.Option(None, "--key-file", help="Secret key for keyed "
                                   "fingerprints (or $DISTILLWATCH_FINGERPRINT_KEY); partners "
                                   "match shared indicators only with the same key."),
