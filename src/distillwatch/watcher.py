@@ -58,9 +58,15 @@ Progress = Callable[[str], None]
 # An intent signal at this strength over a whole cluster is part of its signature behaviour,
 # and an account shows that behaviour when its own fit reaches it.
 SIGNATURE_STRENGTH = 0.5
+
 # The dense-block search runs on the driver; above this many account-token edges it is skipped
 # (and says so in the log) until it runs on the engine (issue 4).
 MAX_DENSE_EDGES = 3_000_000
+
+
+def signature_of(strengths: dict[str, float]) -> list[str]:
+    """The intent signals a cluster shows strongly enough to be its signature behaviour."""
+    return [name for name, strength in strengths.items() if strength >= SIGNATURE_STRENGTH]
 
 
 @dataclass
@@ -172,8 +178,9 @@ FROM {IDENTITY_OUTPUT} p LEFT JOIN {TEMPLATES_OUTPUT} t ON t.account_id = p.acco
         exchanges = profile["exchanges"]
         families = family_scores(profile, self.registry, prior)
         solo = solo_scores(families, exchanges)
+        fits = {signal.NAME: signal.fit(profile) for signal in self.registry.get_signals("intent")}
         cluster = self._clusters(ids, components)
-        cluster = self._split_by_signature(profile, cluster, exchanges, families)
+        cluster = self._split_by_signature(ids, cluster, exchanges, families, fits)
         stats = self._cluster_scores(cluster, exchanges, families)
         reported = [(index, conf, intent, conceal)
                     for index, (size, conf, intent, conceal, _) in enumerate(stats)
@@ -182,18 +189,15 @@ FROM {IDENTITY_OUTPUT} p LEFT JOIN {TEMPLATES_OUTPUT} t ON t.account_id = p.acco
         reported.sort(key=lambda item: -exchanges[cluster == item[0]].sum())
         campaign_of = np.full(len(ids), None, dtype=object)
         confidence = np.zeros(len(ids))
-        info = {}
+        info, signatures = {}, {}
         for number, (index, conf, intent, conceal) in enumerate(reported, start=1):
             campaign_id = f"C-{number:04d}"
             info[campaign_id] = (conf, intent, conceal, stats[index][4])
+            signatures[campaign_id] = signature_of(stats[index][4])
             members = cluster == index
             campaign_of[members] = campaign_id
             confidence[members] = conf
-        signatures = {campaign_id: [name for name, strength in stats[index][4].items()
-                                    if strength >= SIGNATURE_STRENGTH]
-                      for campaign_id, index in ((f"C-{n:04d}", item[0])
-                                                 for n, item in enumerate(reported, start=1))}
-        added = self._expand(profile, families, campaign_of, signatures)
+        added = self._expand(profile, families, campaign_of, signatures, fits)
         for i, campaign_id in added.items():
             campaign_of[i] = campaign_id
             confidence[i] = info[campaign_id][0]
@@ -246,7 +250,8 @@ FROM {IDENTITY_OUTPUT} p LEFT JOIN {TEMPLATES_OUTPUT} t ON t.account_id = p.acco
         self.engine.run(pipeline)
 
     def _expand(self, profile: dict[str, np.ndarray], families: FamilyScores,
-                campaign_of: np.ndarray, signatures: dict[str, list[str]]) -> dict[int, str]:
+                campaign_of: np.ndarray, signatures: dict[str, list[str]],
+                fits: dict[str, np.ndarray]) -> dict[int, str]:
         """Accounts outside every campaign core that run a campaign's templates, hide like
         its accounts and show its signature behaviour: {profile row: campaign id}."""
         if not signatures:
@@ -262,7 +267,6 @@ FROM {IDENTITY_OUTPUT} p LEFT JOIN {TEMPLATES_OUTPUT} t ON t.account_id = p.acco
             if row["matched"] > best.get(row["account_id"], (0, ""))[0]:
                 best[row["account_id"]] = (row["matched"], row["group_id"])
         row_of = {str(a): i for i, a in enumerate(ids)}
-        fits = {signal.NAME: signal.fit(profile) for signal in self.registry.get_signals("intent")}
         added = {}
         for account, (matched, campaign_id) in best.items():
             i = row_of.get(account)
@@ -330,8 +334,8 @@ WHERE t.family IN ({", ".join(f"'{f}'" for f in DENSE_FAMILIES)})
                 cluster[row_of[node]] = labels.setdefault(component, len(labels))
         return cluster
 
-    def _split_by_signature(self, profile: dict[str, np.ndarray], cluster: np.ndarray,
-                            exchanges: np.ndarray, families: FamilyScores) -> np.ndarray:
+    def _split_by_signature(self, ids: np.ndarray, cluster: np.ndarray, exchanges: np.ndarray,
+                            families: FamilyScores, fits: dict[str, np.ndarray]) -> np.ndarray:
         """Split clusters into accounts that show their signature behaviour and those that don't.
 
         A cluster's signature is every intent signal it shows at ``SIGNATURE_STRENGTH`` or
@@ -342,15 +346,12 @@ WHERE t.family IN ({", ".join(f"'{f}'" for f in DENSE_FAMILIES)})
         the other accounts are re-clustered apart, over the edges within each part, until no
         cluster splits (at most three rounds).
         """
-        fits = {signal.NAME: signal.fit(profile) for signal in self.registry.get_signals("intent")}
-        ids = profile["account_id"]
         for _ in range(3):
             stats = self._cluster_scores(cluster, exchanges, families)
             part = np.where(cluster >= 0, cluster * 2, -1)
             split = False
-            for index, (_, _, _, _, signature) in enumerate(stats):
-                dominant = [name for name, strength in signature.items()
-                            if strength >= SIGNATURE_STRENGTH]
+            for index, (_, _, _, _, strengths) in enumerate(stats):
+                dominant = signature_of(strengths)
                 if not dominant:
                     continue
                 members = cluster == index

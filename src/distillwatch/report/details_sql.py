@@ -59,13 +59,21 @@ LEFT JOIN __dw__scan_languages l ON l.campaign_id = t.campaign_id
             SqlStep(joined, "__dw__scan_campaign_totals")]
 
 
-def capability_sql() -> list[SqlStep]:
-    sql = f"""
-SELECT m.campaign_id, coalesce(f.capability, 'other') AS capability, count(*) AS exchanges
+def breakdown_sql(column: str, name: str, missing: str, output: str) -> list[SqlStep]:
+    """Exchanges per campaign and value of one feature column (capability, country, model).
+
+    Args:
+        column: The ``__dw__features`` column.
+        name: What the value column is called in the result.
+        missing: The value that stands for NULL.
+        output: Templated name of the result.
+    """
+    value = f"coalesce(f.{column}, '{missing}')"
+    return [SqlStep(f"""
+SELECT m.campaign_id, {value} AS {name}, count(*) AS exchanges
 FROM {MEMBERS} m JOIN __dw__features f ON f.account_id = m.account_id
-GROUP BY m.campaign_id, coalesce(f.capability, 'other')
-"""
-    return [SqlStep(sql, "__dw__scan_capabilities")]
+GROUP BY m.campaign_id, {value}
+""", output)]
 
 
 def daily_sql(dialect: Dialect) -> list[SqlStep]:
@@ -116,24 +124,6 @@ GROUP BY m.campaign_id, regexp_replace(f.client_ip, '\\.[0-9]+$', '.0/24')
 HAVING count(DISTINCT m.account_id) >= 2
 """
     return [SqlStep(sql, "__dw__scan_prefixes")]
-
-
-def countries_sql() -> list[SqlStep]:
-    sql = f"""
-SELECT m.campaign_id, coalesce(f.client_country, '??') AS country, count(*) AS exchanges
-FROM {MEMBERS} m JOIN __dw__features f ON f.account_id = m.account_id
-GROUP BY m.campaign_id, coalesce(f.client_country, '??')
-"""
-    return [SqlStep(sql, "__dw__scan_countries")]
-
-
-def models_sql() -> list[SqlStep]:
-    sql = f"""
-SELECT m.campaign_id, coalesce(f.model, 'unknown') AS model, count(*) AS exchanges
-FROM {MEMBERS} m JOIN __dw__features f ON f.account_id = m.account_id
-GROUP BY m.campaign_id, coalesce(f.model, 'unknown')
-"""
-    return [SqlStep(sql, "__dw__scan_models")]
 
 
 def identity_sql() -> list[SqlStep]:

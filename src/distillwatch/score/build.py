@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-from distillwatch.engine import Engine, SqlPipeline
+from distillwatch.engine import Engine, SqlPipeline, SqlStep
 from distillwatch.report import details_sql as q
 from distillwatch.report.contract import CampaignResult
 from distillwatch.score.scorer import FamilyScores
@@ -79,12 +79,14 @@ def build_campaigns(engine: Engine, ids: np.ndarray, campaign_of: np.ndarray,
                                          "campaign_id": [m[1] for m in members]}))
     dialect = engine.dialect
     totals = {r["campaign_id"]: r for r in _flat(engine, q.campaign_totals_sql(dialect))}
-    capabilities = _run(engine, q.capability_sql())
+    capabilities = _run(engine, q.breakdown_sql("capability", "capability", "other",
+                                                "__dw__scan_capabilities"))
     daily = _run(engine, q.daily_sql(dialect))
     networks = _run(engine, q.networks_sql())
     prefixes = _run(engine, q.prefixes_sql())
-    countries = _run(engine, q.countries_sql())
-    models = _run(engine, q.models_sql())
+    countries = _run(engine, q.breakdown_sql("client_country", "country", "??",
+                                             "__dw__scan_countries"))
+    models = _run(engine, q.breakdown_sql("model", "model", "unknown", "__dw__scan_models"))
     steps = q.identity_sql()
     payments = _run(engine, steps[:1])
     channels = _run(engine, steps[1:])
@@ -174,9 +176,7 @@ def _flat(engine: Engine, steps) -> list[dict]:
     return engine.run(pipeline).to_pylist()
 
 
-def _sync_step():
-    from distillwatch.engine import SqlStep
-
+def _sync_step() -> SqlStep:
     return SqlStep(f"""
 SELECT ma.campaign_id, count(*) AS pairs,
        avg(p.sync_jaccard) AS mean_sync,
