@@ -2,6 +2,8 @@
 
 Usage:
     python -m benchmarks.scan --seeds 1 2 3 --worlds /tmp/worlds [--ablation] [--replay]
+    python -m benchmarks.scan --preset stress --worlds /tmp/worlds [--parts N]
+        [--memory-limit 6GB] [--workers 2]      # scale: see benchmarks/scale.py
 
 For each seed: builds (or reuses) the world, ingests it once into a store (reused when
 present), runs ``distillwatch scan`` on it, evaluates against the labels and prints a
@@ -82,9 +84,21 @@ def main() -> None:
     parser.add_argument("--preset", default="standard")
     parser.add_argument("--ablation", action="store_true")
     parser.add_argument("--replay", action="store_true")
+    parser.add_argument("--parts", type=int, default=None,
+                        help="stress: scan only the first N Parquet parts (100k exchanges each)")
+    parser.add_argument("--memory-limit", default=None, help="stress: DuckDB memory limit")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="stress: fingerprinting processes (default one per core)")
+    parser.add_argument("--threads", type=int, default=None, help="stress: DuckDB threads")
     args = parser.parse_args()
 
     corpus = Corpus.load(CACHE)
+    if args.preset == "stress":
+        from benchmarks.scale import print_figures, run
+
+        world, _ = world_for(args.seeds[0], args.worlds, "stress", corpus)
+        print_figures(run(world, args.parts, args.memory_limit, args.workers, args.threads))
+        return
     rows, ablation_rows = [], []
     for seed in args.seeds:
         world, _ = world_for(seed, args.worlds, args.preset, corpus)

@@ -30,15 +30,23 @@ def test_ingest_twice_with_a_bad_line(tmp_path):
                  "--accounts", str(accounts))
     assert first.returncode == 0, first.stderr
     assert "stored 5 new exchanges" in first.stdout and "2 rejected" in first.stdout
+    # The same file again is skipped unread: nothing stored, nothing rejected twice.
     second = _cli("ingest", str(logs), "--store", str(store), "--key-file", str(key))
     assert "stored 0 new exchanges (5 were already stored)" in second.stdout
+    assert "already ingested" in second.stdout
     with duckdb.connect(str(store)) as connection:
         assert connection.sql("SELECT count(*) FROM features").fetchall() == [(5,)]
         assert connection.sql("SELECT account_id, signup_channel FROM accounts").fetchall() == [
             ("a", "education")]
     rejects = (tmp_path / "rejected.jsonl").read_text().splitlines()
-    assert len(rejects) == 3 and "invalid JSON" in rejects[0]
+    assert len(rejects) == 2 and "invalid JSON" in rejects[0]
     assert "unknown signup_channel 'space'" in rejects[1]
+    # A file that grew is read again: only its new exchange is stored.
+    with logs.open("a") as handle:
+        handle.write(json.dumps({**good[0], "exchange_id": "e5"}) + "\n")
+    third = _cli("ingest", str(logs), "--store", str(store), "--key-file", str(key))
+    assert "stored 1 new exchanges (5 were already stored)" in third.stdout, third.stdout
+    assert len((tmp_path / "rejected.jsonl").read_text().splitlines()) == 3
 
 
 def test_unkeyed_fingerprints_are_warned_about_and_missing_input_exits_2(tmp_path):

@@ -179,3 +179,84 @@ def test_usage_errors_say_what_to_do(tmp_path, args, message):
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _outcome(out: Path) -> tuple[dict, dict]:
+    """Campaigns (id -> members) and accounts (id -> (score, decision)) of a scan."""
+    document = json.loads((out / "campaigns.json").read_text())
+    campaigns = {c["campaign_id"]: sorted(c["accounts"]) for c in document["campaigns"]}
+    accounts = {}
+    for line in (out / "accounts.jsonl").open():
+        row = json.loads(line)
+        accounts[row["account_id"]] = (row["score"], row["decision"])
+    return campaigns, accounts
+
+
+def _kill_when(command: list[str], ready) -> None:
+    """Start ``command`` and SIGKILL it as soon as ``ready()`` holds (or it ends by itself)."""
+    import signal
+    import time
+
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        if ready():
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the scan ended before it could be killed"
+
+
+def test_a_killed_scan_reruns_to_the_same_result(ci_world, ci_scan, tmp_path):
+    import time
+
+    import duckdb
+
+    out = tmp_path / "scan"
+    store = out / "store.duckdb"
+    command = [*DISTILLWATCH, "scan", str(ci_world), "--out", str(out)]
+
+    def stored_bytes() -> int:
+        return sum(p.stat().st_size for p in out.glob("store.duckdb*")) if out.exists() else 0
+
+    # Killed while ingesting: some chunks staged, nothing merged yet.
+    _kill_when(command, lambda: stored_bytes() > 4_000_000)
+    # Killed while scanning: every file ingested, the detector half way.
+    started = time.monotonic()
+    _kill_when(command, lambda: time.monotonic() - started > 12)
+    run_scan([ci_world], out)
+    assert _outcome(out) == _outcome(ci_scan)
+    with duckdb.connect(str(store), read_only=True) as connection:
+        rows, ids = connection.execute(
+            "SELECT count(*), count(DISTINCT exchange_id) FROM features").fetchone()
+        staged = connection.execute("SELECT count(*) FROM features_staging").fetchone()[0]
+    expected = json.loads((ci_world / "world.json").read_text())["exchanges"]
+    assert rows == ids == expected and staged == 0
+
+
+def test_a_daily_scan_with_since_equals_a_full_rescan(ci_world, ci_scan, tmp_path):
+    from datetime import UTC, datetime
+
+    from distillwatch.engine import DuckDBEngine
+    from distillwatch.ingest.rejects import RejectSink
+    from distillwatch.ingest.store import ingest
+
+    cutoff = datetime(2026, 4, 24, tzinfo=UTC)
+    early = tmp_path / "early.jsonl.gz"
+    with gzip.open(ci_world / "exchanges.jsonl.gz", "rb") as source, \
+            gzip.open(early, "wb") as target:
+        for line in source:
+            if datetime.fromisoformat(json.loads(line)["timestamp"]) < cutoff:
+                target.write(line)
+    store = tmp_path / "store.duckdb"
+    engine = DuckDBEngine(store)
+    first = ingest(engine, [early], RejectSink(tmp_path / "r.jsonl"), b"distillwatch-unkeyed")
+    engine.close()
+    # The next day: the whole log again (it spans every day), from the cut-off on only.
+    out = tmp_path / "scan"
+    document = run_scan([ci_world], out, store=store, since=cutoff)
+    expected = json.loads((ci_world / "world.json").read_text())["exchanges"]
+    assert document["_ingest"]["stored"] == expected - first.stored
+    assert 0 < first.stored < expected
+    assert _outcome(out) == _outcome(ci_scan)

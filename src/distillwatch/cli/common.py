@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
+
+from distillwatch.exceptions import DistillwatchConfigError
 
 DEFAULT_CACHE = Path(os.environ.get("DISTILLWATCH_CACHE", Path.home() / ".cache" / "distillwatch"))
 
@@ -23,3 +26,31 @@ KEY_FILE_OPTION = typer.Option(
 
 MEMORY_LIMIT_OPTION = typer.Option(
     None, "--memory-limit", help="DuckDB memory limit, e.g. 8GB (larger work spills to disk).")
+
+WORKERS_OPTION = typer.Option(
+    None, "--workers", min=1,
+    help="Processes that validate and fingerprint logs (default: one per core; inputs under "
+         "16 MB run in the main process).")
+
+SINCE_OPTION = typer.Option(
+    None, "--since",
+    help="Read only exchanges from this instant on (ISO 8601 date or date-time, UTC unless "
+         "an offset is given), e.g. 2026-05-02 for a daily run: older records in the given "
+         "logs are skipped without being fingerprinted, because an earlier ingest stored them.")
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """``--since`` as an aware datetime (dates and offset-less times are UTC).
+
+    Raises:
+        DistillwatchConfigError: If it is not an ISO 8601 date or date-time.
+    """
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise DistillwatchConfigError(
+            f"--since {value!r} is not an ISO 8601 date or date-time; write e.g. 2026-05-02 "
+            "or 2026-05-02T06:00:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

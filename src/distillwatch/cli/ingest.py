@@ -7,7 +7,13 @@ from pathlib import Path
 
 import typer
 
-from distillwatch.cli.common import KEY_FILE_OPTION, MEMORY_LIMIT_OPTION
+from distillwatch.cli.common import (
+    KEY_FILE_OPTION,
+    MEMORY_LIMIT_OPTION,
+    SINCE_OPTION,
+    WORKERS_OPTION,
+    parse_since,
+)
 from distillwatch.exceptions import DistillwatchConfigError, DistillwatchInputError
 
 DEFAULT_KEY = b"distillwatch-unkeyed"
@@ -43,12 +49,17 @@ def ingest_command(
                                  "(default: rejected.jsonl next to the store)."),
     key_file: Path = KEY_FILE_OPTION,
     memory_limit: str = MEMORY_LIMIT_OPTION,
+    workers: int = WORKERS_OPTION,
+    since: str = SINCE_OPTION,
 ) -> None:
     """Validate, fingerprint and store API logs; bad records go to the rejects file.
 
     Reads Exchange JSONL (plain, .gz, .zst) and Parquet. Every record that cannot be read is
     written to the rejects file with its file, line or row and the reason (with a masked
     excerpt, never prompt text). Raw prompt text is not stored: only keyed fingerprints.
+    Appends to the store: exchanges already stored are not stored again, and a file read by
+    an earlier ingest (same path, size and modification time) is skipped unread. A run that is
+    killed keeps what it staged; the next ingest or scan finishes storing it.
 
     Example: distillwatch ingest logs/2026-05/ --accounts accounts.csv --store store.duckdb
     --key-file fp.key
@@ -68,6 +79,7 @@ def ingest_command(
         raise DistillwatchInputError(f"No such file or folder: {', '.join(missing)}")
     if not input_files(list(logs)):
         raise DistillwatchInputError("No input files found in the given folders")
+    moment = parse_since(since)
     key, unkeyed = fingerprint_key(key_file)
     if unkeyed:
         console.print("[yellow]warning:[/] no fingerprint key given (--key-file); "
@@ -76,7 +88,7 @@ def ingest_command(
     engine = DuckDBEngine(store, memory_limit=memory_limit)
     try:
         with console.status("ingesting"):
-            report = ingest(engine, logs, sink, key, fmt)
+            report = ingest(engine, logs, sink, key, fmt, workers=workers, since=moment)
             for path in accounts:
                 stats, rows = read_accounts(path, sink)
                 store_accounts(engine, rows)
@@ -88,13 +100,19 @@ def ingest_command(
     for column in ("file", "read", "accepted", "rejected", "note"):
         table.add_column(column, justify="left" if column in ("file", "note") else "right")
     for stats in report.files:
-        note = "truncated stream" if stats.truncated_stream else (
-            f"{stats.capped} capped" if stats.capped else "")
+        note = ("already ingested (same size and time): skipped" if stats.skipped else
+                "truncated stream" if stats.truncated_stream else
+                f"{stats.capped} capped" if stats.capped else "")
         table.add_row(stats.source, f"{stats.read:,}", f"{stats.accepted:,}",
                       f"{stats.rejected:,}", note)
     console.print(table)
     console.print(f"stored {report.stored:,} new exchanges ({report.already_stored:,} were "
                   f"already stored); {report.rejected:,} rejected -> {sink.path}")
+    older = sum(stats.before_since for stats in report.files)
+    if older:
+        console.print(f"{older:,} valid exchanges before --since {since} were skipped")
+    if report.recovered:
+        console.print(f"{report.recovered:,} exchanges staged by an interrupted run were stored")
     for reason, count in sink.reasons.most_common(5):
         console.print(f"  {count:,} × {reason}")
 

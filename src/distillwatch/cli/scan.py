@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from pathlib import Path
 
 import typer
 
-from distillwatch.cli.common import KEY_FILE_OPTION, MEMORY_LIMIT_OPTION
+from distillwatch.cli.common import (
+    KEY_FILE_OPTION,
+    MEMORY_LIMIT_OPTION,
+    SINCE_OPTION,
+    WORKERS_OPTION,
+    parse_since,
+)
 from distillwatch.cli.ingest import fingerprint_key
 from distillwatch.exceptions import DistillwatchInputError
 
@@ -15,8 +22,12 @@ from distillwatch.exceptions import DistillwatchInputError
 def run_scan(logs: list[Path], out: Path, *, accounts: list[Path] = (), store: Path | None = None,
              fmt: str | None = None, policy: Path | None = None, settings: Path | None = None,
              key_file: Path | None = None, memory_limit: str | None = None,
-             threads: int | None = None, console=None) -> dict:
+             threads: int | None = None, workers: int | None = None,
+             since: datetime | None = None, console=None) -> dict:
     """Ingest ``logs`` (and account files) into a store, scan it, write every output.
+
+    ``since`` reads only the logs' exchanges from that instant on (older ones are in the
+    store); the scan then covers everything the store holds, as a full rescan would.
 
     Returns:
         The campaigns.json document.
@@ -74,8 +85,8 @@ def run_scan(logs: list[Path], out: Path, *, accounts: list[Path] = (), store: P
     try:
         ensure_store(engine)
         with console.status("ingesting") as status:
-            report = ingest(engine, exchange_files, sink, key, fmt,
-                            progress=lambda source, n: status.update(
+            report = ingest(engine, exchange_files, sink, key, fmt, workers=workers,
+                            since=since, progress=lambda source, n: status.update(
                                 f"ingesting {source}: {n:,} records"))
             for path in account_files:
                 stats, rows = read_accounts(path, sink)
@@ -158,6 +169,8 @@ def scan_command(
     memory_limit: str = MEMORY_LIMIT_OPTION,
     threads: int = typer.Option(None, "--threads", help="DuckDB worker threads (default: one "
                                 "per core)."),
+    workers: int = WORKERS_OPTION,
+    since: str = SINCE_OPTION,
 ) -> None:
     """Find distillation campaigns in API logs: accounts, volumes, dates, capabilities, why.
 
@@ -167,6 +180,10 @@ def scan_command(
     accounts, 2026-04-22 → 2026-06-05, targeting coding 41%, agentic tool use 33%;
     confidence 0.97", and writes the scan output contract (shared/schema/scan-output.md).
 
+    Daily use: keep one store and give each day's logs; files read before are skipped, and
+    --since skips older exchanges inside files that span days. A killed scan can simply be
+    run again: nothing ingested is lost or stored twice.
+
     Example: distillwatch scan logs/2026-05/ --accounts accounts.csv --out scan-may
     --key-file fp.key
     """
@@ -175,7 +192,8 @@ def scan_command(
     console = Console()
     document = run_scan(list(logs or []), out, accounts=accounts, store=store, fmt=fmt,
                         policy=policy, settings=settings, key_file=key_file,
-                        memory_limit=memory_limit, threads=threads, console=console)
+                        memory_limit=memory_limit, threads=threads, workers=workers,
+                        since=parse_since(since), console=console)
     print_summary(console, document, out, out / "accounts.jsonl")
 
 

@@ -1,9 +1,11 @@
 """The engine contract: register inputs, run SQL pipelines, hand back and drop tables.
 
 Implementation of an engine:
-    Subclass :class:`Engine` and implement the four primitives ``_execute`` (run a statement),
+    Subclass :class:`Engine` and implement the primitives ``_execute`` (run a statement),
     ``_fetch_arrow`` (run a query, return Arrow), ``_register_arrow`` (expose Arrow data as a
-    table) and ``_drop_table``; give it a ``Dialect``. Everything else — naming, CTE
+    table), ``_drop_table`` and ``_list_tables``; give it a ``Dialect``. Override
+    ``_create_statement`` if ``CREATE TABLE name AS ...`` / ``CREATE VIEW name AS ...`` is not
+    how the engine should hold a pipeline's result. Everything else — naming, CTE
     pipelines, debug mode, error wrapping — lives here.
 """
 
@@ -59,6 +61,10 @@ class Engine(ABC):
     @abstractmethod
     def _drop_table(self, physical_name: str, is_view: bool) -> None: ...
 
+    def _append_arrow(self, table: str, data: pa.Table) -> None:
+        """Insert Arrow rows (columns in the table's order) into a durable table."""
+        raise NotImplementedError(f"{type(self).__name__} cannot append to tables")
+
     @abstractmethod
     def _list_tables(self) -> list[tuple[str, bool]]:
         """(name, is_view) of every table and view in the database."""
@@ -100,6 +106,14 @@ class Engine(ABC):
         self._register_arrow(physical, data)
         return self._remember(templated_name, physical)
 
+    def append(self, table: str, data: pa.Table) -> None:
+        """Insert Arrow rows into the durable table ``table`` (one committed statement)."""
+        try:
+            self._append_arrow(table, data)
+        except Exception as error:
+            raise DistillwatchEngineError(
+                f"Error appending {data.num_rows} rows to '{table}': {error}") from error
+
     def adopt(self, name: str) -> EngineFrame:
         """A durable table that already exists in the database, held under its own name."""
         return self._remember(name, name)
@@ -129,8 +143,7 @@ class Engine(ABC):
         sql = self.physical(pipeline.cte_sql(), local_names=local)
         pipeline.mark_spent()
         physical = self._new_physical_name(output)
-        kind = "TABLE" if materialise else "VIEW"
-        statement = f"CREATE {kind} {physical} AS\n{sql}"
+        statement = self._create_statement(physical, sql, materialise)
         logger.log(SQL_LOG_LEVEL, "%s:\n%s", output, statement)
         try:
             self._execute(statement)
@@ -141,6 +154,13 @@ class Engine(ABC):
         if output in self._frames:
             self.drop(self._frames[output])
         return self._remember(output, physical, is_view=not materialise)
+
+    def _create_statement(self, physical_name: str, sql: str, materialise: bool) -> str:
+        """The statement that makes a pipeline's result a table (or a view) called
+        ``physical_name``; engines whose tables need more (a format, a temporary view)
+        override it."""
+        kind = "TABLE" if materialise else "VIEW"
+        return f"CREATE {kind} {physical_name} AS\n{sql}"
 
     def drop(self, frame: EngineFrame) -> None:
         """Drop a table this engine made (durable tables adopted by name are left alone)."""

@@ -53,6 +53,13 @@ class DuckDBEngine(Engine):
         finally:
             self.connection.unregister("__dw_incoming")
 
+    def _append_arrow(self, table: str, data: pa.Table) -> None:
+        self.connection.register("__dw_append", data)
+        try:
+            self.connection.execute(f"INSERT INTO {table} SELECT * FROM __dw_append")
+        finally:
+            self.connection.unregister("__dw_append")
+
     def _drop_table(self, physical_name: str, is_view: bool) -> None:
         kind = "VIEW" if is_view else "TABLE"
         self.connection.execute(f"DROP {kind} IF EXISTS {physical_name}")

@@ -1,21 +1,38 @@
 """Per-exchange features: the one pass over raw text; every later stage reads only these.
 
-``exchange_features`` is a pure function from a batch of Exchange records to an Arrow table,
-so each engine can map it over its data (in-process for DuckDB, ``mapInArrow`` on Spark).
+``features_from_arrow`` is a pure function from a batch of exchanges in the Arrow layout
+(``io/arrow_layout.py``) to a batch of features, column at a time, so each engine maps it over
+its data (worker processes for DuckDB, ``mapInArrow`` on Spark) and the gateway runs it on one
+request. ``exchange_features`` is the same on JSON records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from distillwatch.fingerprint.capability import capability
-from distillwatch.fingerprint.elicitation import detect
-from distillwatch.fingerprint.language import guess_language
-from distillwatch.fingerprint.sketch import keyed_hash, sketch_many
+from distillwatch.fingerprint.arrays import (
+    Distinct,
+    as_signed,
+    domain_constant,
+    flat_values,
+    hash_values,
+    keyed_hashes,
+    list_offsets,
+    mix,
+    sequence_hashes,
+    texts,
+)
+from distillwatch.fingerprint.capability import capabilities
+from distillwatch.fingerprint.elicitation import elicitation_flags
+from distillwatch.fingerprint.language import languages
+from distillwatch.fingerprint.masking import mask_texts
+from distillwatch.fingerprint.sketch import BANDS, sketch_columns
+from distillwatch.io.arrow_layout import text_of, to_arrow
 
 FEATURES_SCHEMA = pa.schema([
     ("exchange_id", pa.string()),
@@ -55,26 +72,180 @@ FEATURES_SCHEMA = pa.schema([
 ])
 
 
-def text_of(content: object) -> str:
-    """Message content as text: strings as they are, text parts joined, other parts named."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, dict):
-                parts.append(part.get("text") if part.get("type", "text") == "text"
-                             else f"[{part.get('type', 'part')}]")
-        return "\n".join(p for p in parts if p)
-    return ""
+# Bump when any fingerprint changes meaning: stores record it and refuse to mix versions.
+FINGERPRINT_VERSION = 2
+
+__all__ = ["FEATURES_SCHEMA", "FINGERPRINT_VERSION", "exchange_features", "features_from_arrow",
+           "text_of"]
 
 
-def _timestamp(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
-        return datetime.fromisoformat(value)
-    return None
+def _column(table: pa.Table, name: str) -> pa.Array:
+    column = table.column(name)
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _field(array: pa.Array, name: str) -> pa.Array:
+    # pc.struct_field keeps a null parent null (StructArray.field would not).
+    return pc.struct_field(array, name)
+
+
+def _numpy(array: pa.Array, fill: object) -> np.ndarray:
+    return pc.fill_null(array, fill).to_numpy(zero_copy_only=False)
+
+
+def _sorted_json(data: bytes) -> bytes:
+    """Tool parameters (JSON text) with sorted keys, so key order never makes a tool new."""
+    try:
+        return orjson.dumps(orjson.loads(data), option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONDecodeError:
+        return data
+
+
+def _tools_hash(key: bytes, tools: pa.ListArray) -> pa.Array:
+    offsets = list_offsets(tools)
+    flat = flat_values(tools)
+    function = _field(flat, "function")
+    with np.errstate(over="ignore"):
+        described = (mix(keyed_hashes(key, b"tool-type", _field(flat, "type")))
+                     ^ mix(keyed_hashes(key, b"tool-name", _field(function, "name")) + np.uint64(1))
+                     ^ mix(keyed_hashes(key, b"tool-description", _field(function, "description"))
+                           + np.uint64(2))
+                     ^ mix(keyed_hashes(key, b"tool-parameters", _field(function, "parameters"),
+                                        transform=_sorted_json) + np.uint64(3)))
+    hashes = sequence_hashes(described, offsets, domain_constant(key, b"tools"))
+    present = np.diff(offsets) > 0
+    return pa.array(as_signed(hashes), pa.int64(), mask=~present)
+
+
+def _request_hash(key: bytes, systems: Distinct, roles: pa.Array, contents: pa.Array,
+                  offsets: np.ndarray) -> np.ndarray:
+    """A hash of the whole request (system prompt, then every message with its role)."""
+    count = len(offsets) - 1
+    empty = hash_values(key, b"request", pa.array([""]))[0]
+    system_hashes = systems.per_row(hash_values(key, b"request", systems.values), empty)
+    message_hashes = keyed_hashes(key, b"request",
+                                  pc.binary_join_element_wise(texts(roles), contents, ":"))
+    rows = np.repeat(np.arange(count), np.diff(offsets))
+    parts = np.empty(count + len(message_hashes), dtype=np.uint64)
+    starts = offsets[:-1] + np.arange(count)
+    parts[starts] = system_hashes
+    parts[rows + np.arange(len(message_hashes)) + 1] = message_hashes
+    segments = np.concatenate([starts, [len(parts)]])
+    return as_signed(sequence_hashes(parts, segments, domain_constant(key, b"request")))
+
+
+def _last(rows: np.ndarray, chosen: np.ndarray, count: int, first: bool = False) -> np.ndarray:
+    """Per row, the index of its last (or first) chosen message, -1 where it has none."""
+    out = np.full(count, -1)
+    if len(chosen):
+        owner = rows[chosen]
+        if first:
+            edge = np.r_[True, owner[1:] != owner[:-1]]
+        else:
+            edge = np.r_[owner[1:] != owner[:-1], True]
+        out[owner[edge]] = chosen[edge]
+    return out
+
+
+def _take(values: pa.Array, index: np.ndarray) -> pa.Array:
+    """``values[index]`` with null where ``index`` is -1."""
+    return pc.take(values, pa.array(index, mask=index < 0))
+
+
+def _system_prompts(declared: pa.Array, contents: pa.Array, role: np.ndarray,
+                    rows: np.ndarray, count: int) -> Distinct:
+    """Each request's system prompt: the declared one, else its first system/developer
+    message; empty prompts count as none."""
+    first = _last(rows, np.flatnonzero((role == "system") | (role == "developer")), count,
+                  first=True)
+    given, in_messages = Distinct.of(declared), Distinct.of(_take(contents, first))
+    given_ok = given.per_row(_numpy(pc.utf8_length(given.values), 0) > 0, False)
+    message_ok = in_messages.per_row(_numpy(pc.utf8_length(in_messages.values), 0) > 0, False)
+    index = np.where(given_ok, given.index,
+                     np.where(message_ok, in_messages.index + len(given.values), -1))
+    return Distinct(pa.concat_arrays([given.values.cast(pa.string()),
+                                      in_messages.values.cast(pa.string())]), index)
+
+
+def features_from_arrow(batch: pa.Table | pa.RecordBatch, key: bytes) -> pa.Table:
+    """Features of a batch of validated exchanges in the Arrow layout.
+
+    Args:
+        batch: Exchanges with ``EXCHANGE_ARROW_SCHEMA``'s columns (extra columns are ignored).
+        key: The provider's fingerprint key; every text hash is keyed with it.
+
+    Returns:
+        A table with ``FEATURES_SCHEMA``, one row per exchange, in order.
+    """
+    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+    count = table.num_rows
+    client, request = _column(table, "client"), _column(table, "request")
+    messages = _field(request, "messages")
+    offsets = list_offsets(messages)
+    flat = flat_values(messages)
+    roles = _field(flat, "role")
+    contents = texts(_field(flat, "content"))
+    rows = np.repeat(np.arange(count), np.diff(offsets))
+    role = _numpy(roles, "")
+
+    user = np.flatnonzero(role == "user")
+    prompts = texts(_take(contents, _last(rows, user, count)))
+    systems = _system_prompts(_field(request, "system"), contents, role, rows, count)
+
+    tools = _field(request, "tools")
+    tool_count = _numpy(pc.list_value_length(tools), 0)
+    has_tools = tool_count > 0
+    reasoning = _field(request, "reasoning")
+    enabled = _numpy(_field(reasoning, "enabled"), False).astype(bool)
+    cot, grading, tool_trace = elicitation_flags(prompts, systems, has_tools, enabled)
+    masked = mask_texts(prompts)
+    sketch = sketch_columns(prompts, key, masked=masked)
+    system_hash = pa.array(as_signed(systems.per_row(
+        hash_values(key, b"system", systems.values), 0)), pa.int64(), mask=systems.index < 0)
+    budget = pc.if_else(pa.array(enabled), _field(reasoning, "budget_tokens"),
+                        pa.scalar(None, pa.int64()))
+    columns = {
+        "exchange_id": _column(table, "exchange_id"),
+        "account_id": _column(table, "account_id"),
+        "api_key_id": _column(table, "api_key_id"),
+        "ts": pc.cast(_column(table, "timestamp"), pa.timestamp("us", tz="UTC")),
+        "model": _column(table, "model"),
+        "client_ip": _field(client, "ip"),
+        "client_asn": _field(client, "asn"),
+        "client_asn_kind": _field(client, "asn_kind"),
+        "client_country": _field(client, "country"),
+        "user_agent": _field(client, "user_agent"),
+        "prompt_chars": pc.utf8_length(prompts),
+        "messages": pc.list_value_length(messages),
+        "user_turns": pa.array(np.bincount(rows[user], minlength=count)),
+        "system_hash": system_hash,
+        "tools_hash": _tools_hash(key, tools),
+        "tool_count": pa.array(tool_count),
+        # Exact repeats of a whole request, byte for byte (an evaluation sweep run again, a
+        # bot's fixed turn), against never-repeated sweeps (coverage partitioning).
+        "prompt_hash": pa.array(_request_hash(key, systems, roles, contents, offsets)),
+        "band_keys": pa.ListArray.from_arrays(
+            pa.array(np.arange(count + 1, dtype=np.int32) * BANDS),
+            pa.array(sketch.band_keys.reshape(-1))),
+        "line_hashes": sketch.line_hashes,
+        "head_key": pa.array(sketch.head_key),
+        "tail_key": pa.array(sketch.tail_key),
+        "skeleton": sketch.excerpt,
+        "cot": pa.array(cot),
+        "grading": pa.array(grading),
+        "tool_trace": pa.array(tool_trace),
+        "capability": capabilities(prompts, has_tools, grading),
+        "language": languages(prompts),
+        "n": _field(request, "n"),
+        "max_tokens": _field(request, "max_tokens"),
+        "temperature": _field(request, "temperature"),
+        "logprobs": _field(request, "logprobs"),
+        "top_logprobs": _field(request, "top_logprobs"),
+        "reasoning_budget": budget,
+        "output_tokens": _field(_column(table, "usage"), "output_tokens"),
+    }
+    arrays = [pc.cast(columns[f.name], f.type) for f in FEATURES_SCHEMA]
+    return pa.Table.from_arrays(arrays, schema=FEATURES_SCHEMA)
 
 
 def exchange_features(records: Sequence[Mapping], key: bytes) -> pa.Table:
@@ -82,69 +253,9 @@ def exchange_features(records: Sequence[Mapping], key: bytes) -> pa.Table:
 
     Args:
         records: Exchange dicts (validated by ingest).
-        key: The provider's fingerprint key; every text hash is keyed with it.
+        key: The provider's fingerprint key.
 
     Returns:
         A table with ``FEATURES_SCHEMA``, one row per record, in order.
     """
-    prompts, rows = [], []
-    for record in records:
-        request = record.get("request") or {}
-        client = record.get("client") or {}
-        messages = request.get("messages") or []
-        user_texts = [text_of(m.get("content")) for m in messages if m.get("role") == "user"]
-        prompt = user_texts[-1] if user_texts else ""
-        system = request.get("system") or next(
-            (text_of(m.get("content")) for m in messages if m.get("role") in ("system",
-                                                                             "developer")), None)
-        tools = request.get("tools") or []
-        reasoning = request.get("reasoning") or {}
-        elicited = detect(prompt, system, has_tools=bool(tools),
-                          reasoning_requested=bool(reasoning.get("enabled")))
-        prompts.append(prompt)
-        rows.append({
-            "exchange_id": record.get("exchange_id"),
-            "account_id": record.get("account_id"),
-            "api_key_id": record.get("api_key_id"),
-            "ts": _timestamp(record.get("timestamp")),
-            "model": record.get("model"),
-            "client_ip": client.get("ip"),
-            "client_asn": client.get("asn"),
-            "client_asn_kind": client.get("asn_kind"),
-            "client_country": client.get("country"),
-            "user_agent": client.get("user_agent"),
-            "prompt_chars": len(prompt),
-            "messages": len(messages),
-            "user_turns": len(user_texts),
-            "system_hash": keyed_hash(key, b"system", system) if system else None,
-            "tools_hash": (keyed_hash(key, b"tools", orjson.dumps(
-                tools, option=orjson.OPT_SORT_KEYS)) if tools else None),
-            "tool_count": len(tools),
-            # Exact repeats of a whole request (an evaluation sweep run again, a bot's fixed
-            # turn) against never-repeated sweeps (coverage partitioning); case and spacing
-            # do not make a request new.
-            "prompt_hash": keyed_hash(key, b"request", *(
-                " ".join(part.lower().split()) for part in (
-                    system or "", *(f"{m.get('role')}:{text_of(m.get('content'))}"
-                                    for m in messages)))),
-            "cot": elicited.cot,
-            "grading": elicited.grading,
-            "tool_trace": elicited.tool_trace,
-            "capability": capability(prompt, has_tools=bool(tools), grading=elicited.grading),
-            "language": guess_language(prompt),
-            "n": request.get("n"),
-            "max_tokens": request.get("max_tokens"),
-            "temperature": request.get("temperature"),
-            "logprobs": request.get("logprobs"),
-            "top_logprobs": request.get("top_logprobs"),
-            "reasoning_budget": reasoning.get("budget_tokens") if reasoning.get("enabled")
-            else None,
-            "output_tokens": (record.get("usage") or {}).get("output_tokens"),
-        })
-    for row, sketch in zip(rows, sketch_many(prompts, key), strict=True):
-        row["band_keys"] = list(sketch.band_keys)
-        row["line_hashes"] = list(sketch.line_hashes)
-        row["head_key"] = sketch.head_key
-        row["tail_key"] = sketch.tail_key
-        row["skeleton"] = sketch.excerpt
-    return pa.Table.from_pylist(rows, schema=FEATURES_SCHEMA)
+    return features_from_arrow(to_arrow(records), key)

@@ -7,18 +7,23 @@ Thai, Greek, Hebrew) and, within Latin script, English from a few frequent langu
 
 from __future__ import annotations
 
-import re
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-_SCRIPTS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("ja", re.compile(r"[\u3040-\u30ff]")),
-    ("ko", re.compile(r"[\uac00-\ud7af]")),
-    ("zh", re.compile(r"[\u4e00-\u9fff]")),
-    ("ru", re.compile(r"[\u0400-\u04ff]")),
-    ("ar", re.compile(r"[\u0600-\u06ff]")),
-    ("hi", re.compile(r"[\u0900-\u097f]")),
-    ("th", re.compile(r"[\u0e00-\u0e7f]")),
-    ("el", re.compile(r"[\u0370-\u03ff]")),
-    ("he", re.compile(r"[\u0590-\u05ff]")),
+from distillwatch.fingerprint.arrays import flat_values, list_offsets, texts
+
+# Checked in order; a script wins with at least max(2, letters / 10) of its characters.
+_SCRIPTS: tuple[tuple[str, str], ...] = (
+    ("ja", r"[\x{3040}-\x{30ff}]"),
+    ("ko", r"[\x{ac00}-\x{d7af}]"),
+    ("zh", r"[\x{4e00}-\x{9fff}]"),
+    ("ru", r"[\x{0400}-\x{04ff}]"),
+    ("ar", r"[\x{0600}-\x{06ff}]"),
+    ("hi", r"[\x{0900}-\x{097f}]"),
+    ("th", r"[\x{0e00}-\x{0e7f}]"),
+    ("el", r"[\x{0370}-\x{03ff}]"),
+    ("he", r"[\x{0590}-\x{05ff}]"),
 )
 _LATIN_WORDS = {
     "en": {"the", "and", "is", "of", "to", "what", "how", "with", "for", "you"},
@@ -30,22 +35,52 @@ _LATIN_WORDS = {
     "vi": {"của", "và", "là", "không", "có", "những", "một", "các", "cho", "được"},
     "id": {"yang", "dan", "di", "ini", "itu", "dengan", "untuk", "tidak", "dari", "adalah"},
 }
-_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+_CODES = list(_LATIN_WORDS)
+_VOCABULARY = pa.array(sorted(set().union(*_LATIN_WORDS.values())))
+# _MEMBERSHIP[word, language]: 1 where the word is one of the language's common words.
+_MEMBERSHIP = np.array([[word in _LATIN_WORDS[code] for code in _CODES]
+                        for word in _VOCABULARY.to_pylist()], dtype=float)
+# Words are whitespace-separated, trimmed of punctuation; letters are the characters of words
+# that hold a letter (scripts without spaces make one long word).
+_PUNCTUATION = ".,;:!?¿¡()[]{}<>\"'«»“”‘’…-–—/*#_`~|"
 SAMPLE_CHARS = 400
 
 
-def guess_language(text: str) -> str:
-    """An ISO 639-1 code, or ``"und"`` when there is too little text to tell."""
-    sample = text[:SAMPLE_CHARS]
-    words = [w.lower() for w in _WORD.findall(sample)]
-    letters = sum(map(len, words))
-    if letters < 3:
-        return "und"
-    if not sample.isascii():
+def languages(values: pa.Array) -> pa.Array:
+    """An ISO 639-1 code per text, or ``"und"`` when there is too little text to tell."""
+    sample = pc.utf8_slice_codeunits(texts(values), 0, SAMPLE_CHARS)
+    words = pc.utf8_split_whitespace(pc.utf8_lower(sample))
+    offsets = list_offsets(words)
+    flat = pc.utf8_trim(flat_values(words), characters=_PUNCTUATION)
+    rows = np.repeat(np.arange(len(values)), np.diff(offsets))
+    alpha = pc.match_substring_regex(flat, r"\pL").to_numpy(zero_copy_only=False)
+    letters = np.bincount(rows, weights=np.where(
+        alpha, pc.utf8_length(flat).to_numpy(zero_copy_only=False), 0), minlength=len(values))
+    found = pc.index_in(flat, _VOCABULARY).to_numpy(zero_copy_only=False)
+    known = ~np.isnan(found) if found.dtype.kind == "f" else found >= 0
+    index = np.where(known, np.nan_to_num(found), 0).astype(np.int64)
+    scores = np.stack([np.bincount(rows[known], weights=_MEMBERSHIP[index[known], lang],
+                                   minlength=len(values)) for lang in range(len(_CODES))])
+    best = np.argmax(scores, axis=0)
+    codes = np.array(_CODES, dtype=object)
+    result = np.where(scores[best, np.arange(len(values))] > 0, codes[best], "en").astype(object)
+    undecided = np.flatnonzero(~pc.string_is_ascii(sample).to_numpy(zero_copy_only=False))
+    if len(undecided):
+        chosen = pc.take(sample, pa.array(undecided))
+        threshold = np.maximum(2, letters[undecided] // 10)
         for code, pattern in _SCRIPTS:
-            if len(pattern.findall(sample)) >= max(2, letters // 10):
-                return code
-    scores = {code: sum(w in vocabulary for w in words)
-              for code, vocabulary in _LATIN_WORDS.items()}
-    best = max(scores, key=scores.get)
-    return best if scores[best] > 0 else "en"
+            counts = pc.count_substring_regex(chosen, pattern).to_numpy(zero_copy_only=False)
+            hit = counts >= threshold
+            result[undecided[hit]] = code
+            keep = ~hit
+            undecided, chosen, threshold = (undecided[keep], chosen.filter(pa.array(keep)),
+                                            threshold[keep])
+            if not len(undecided):
+                break
+    result[letters < 3] = "und"
+    return pa.array(result, pa.string())
+
+
+def guess_language(text: str) -> str:
+    """The language of one text (``languages`` on a batch of one)."""
+    return languages(pa.array([text]))[0].as_py()

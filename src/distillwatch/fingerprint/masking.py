@@ -9,53 +9,96 @@ Examples (input -> skeleton):
     "see https://x.io/a?b=1 or mail a@b.co" -> "see <URL> or mail <EMAIL>"
     'Translate "Bonjour" into English'     -> 'Translate <QUOTE> into English'
     "```python\\nprint(1)\\n```"             -> "<CODE>"
+
+The work is done a column at a time (``mask_texts``, ``skeletons``: Arrow's RE2 kernels);
+``mask`` and ``skeleton_lines`` are the same functions on one text.
 """
 
 from __future__ import annotations
 
-import re
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"```.*?(?:```|\Z)", re.DOTALL), "<CODE>"),
-    (re.compile(r"https?://\S+|www\.\S+"), "<URL>"),
-    (re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b"), "<EMAIL>"),
-    (re.compile(r"\"[^\"\n]{1,400}\"|“[^”\n]{1,400}”|«[^»\n]{1,400}»"), "<QUOTE>"),
-    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
-                re.IGNORECASE), "<ID>"),
-    (re.compile(r"\b\d+(?:[.,:/-]\d+)*\b"), "<NUM>"),
-    (re.compile(r"[ \t]+"), " "),
+from distillwatch.fingerprint.arrays import flat_values, list_offsets, texts
+
+# (pattern, placeholder, trigger): RE2 syntax, applied in order, each only to the texts that
+# contain its trigger (a cheap search first: most prompts have no code, URL or quote). Runs of
+# spaces and tabs become one space (a single space is left alone: replacing it with itself
+# would cost a substitution per word).
+_RULES: tuple[tuple[str, str, str | None], ...] = (
+    (r"(?s)```.*?(?:```|\z)", "<CODE>", "```"),
+    (r"https?://\S+|www\.\S+", "<URL>", r"https?://|www\."),
+    (r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b", "<EMAIL>", "@"),
+    (r"\"[^\"\n]+\"|“[^”\n]+”|«[^»\n]+»", "<QUOTE>", r"[\"“«]"),
+    (r"(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", "<ID>",
+     r"(?i)[0-9a-f]{8}-"),
+    (r"\b\d+(?:[.,:/-]\d+)*\b", "<NUM>", None),
+    (r"[ \t]{2,}|\t", " ", None),
 )
 # A line much longer than a frame line is payload (a pasted document, a task statement).
 PAYLOAD_LINE_WORDS = 60
+PAYLOAD = "<TEXT>"
+EXCERPT_CHARS = 160
 
 
-def mask(text: str) -> str:
-    """The masked skeleton of ``text`` (payload-like spans replaced by placeholders)."""
-    for pattern, placeholder in _RULES:
-        text = pattern.sub(placeholder, text)
-    return text.strip()
+def mask_texts(values: pa.Array) -> pa.Array:
+    """The masked skeleton of every text (payload-like spans replaced by placeholders)."""
+    masked = texts(values)
+    for pattern, placeholder, trigger in _RULES:
+        if trigger is None:
+            masked = pc.replace_substring_regex(masked, pattern, placeholder)
+            continue
+        hit = pc.match_substring_regex(masked, trigger)
+        if not pc.any(hit).as_py():
+            continue
+        replaced = pc.replace_substring_regex(masked.filter(hit), pattern, placeholder)
+        masked = pc.replace_with_mask(masked, hit, replaced)
+    return pc.utf8_trim_whitespace(masked)
 
 
-def skeleton_lines(text: str, masked: str | None = None) -> list[str]:
-    """Masked, non-empty lines, with very long lines collapsed to ``<TEXT>``.
+def skeletons(masked: pa.Array) -> pa.ListArray:
+    """Per text, its non-empty masked lines, with very long lines collapsed to ``<TEXT>``.
 
     Frames are made of short instruction lines; payloads are long. Keeping the short lines
     and collapsing the long ones leaves the scaffold of a templated prompt.
-
-    Args:
-        text: The prompt.
-        masked: ``mask(text)`` if the caller already has it.
     """
-    lines = []
-    for raw in (masked if masked is not None else mask(text)).splitlines():
-        line = raw.strip()
-        if not line:
-            continue
-        lines.append("<TEXT>" if len(line.split()) > PAYLOAD_LINE_WORDS else line)
-    return lines
+    # Line breaks: \n, \r\n and \r (the rarer Unicode separators are not frames' breaks).
+    unified = pc.replace_substring(pc.replace_substring(masked, "\r\n", "\n"), "\r", "\n")
+    split = pc.split_pattern(unified, "\n")
+    offsets = list_offsets(split)
+    lines = pc.utf8_trim_whitespace(flat_values(split))
+    rows = np.repeat(np.arange(len(masked)), np.diff(offsets))
+    keep = pc.greater(pc.utf8_length(lines), 0).to_numpy(zero_copy_only=False)
+    lines = lines.filter(pa.array(keep))
+    rows = rows[keep]
+    # Masking left single spaces between words (tabs and runs collapsed), so spaces count words.
+    words = pc.count_substring(lines, " ").to_numpy(zero_copy_only=False) + 1
+    lines = pc.if_else(pa.array(words > PAYLOAD_LINE_WORDS), PAYLOAD, lines)
+    counts = np.bincount(rows, minlength=len(masked))
+    new_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(new_offsets), lines)
 
 
-def masked_excerpt(text: str, limit: int = 160, lines: list[str] | None = None) -> str:
-    """A short masked excerpt safe to show in reports (never raw prompt text)."""
-    skeleton = " / ".join(lines if lines is not None else skeleton_lines(text))
-    return skeleton if len(skeleton) <= limit else skeleton[: limit - 1] + "…"
+def excerpts(skeleton: pa.ListArray, limit: int = EXCERPT_CHARS) -> pa.Array:
+    """Short masked excerpts safe to show in reports (never raw prompt text)."""
+    joined = pc.binary_join(skeleton, " / ")
+    long = pc.greater(pc.utf8_length(joined), limit)
+    cut = pc.binary_join_element_wise(pc.utf8_slice_codeunits(joined, 0, limit - 1), "…", "")
+    return pc.if_else(long, cut, joined)
+
+
+def mask(text: str) -> str:
+    """The masked skeleton of ``text``."""
+    return mask_texts(pa.array([text]))[0].as_py()
+
+
+def skeleton_lines(text: str, masked: str | None = None) -> list[str]:
+    """The skeleton lines of ``text`` (``masked``: ``mask(text)`` if the caller has it)."""
+    return skeletons(pa.array([mask(text) if masked is None else masked]))[0].as_py()
+
+
+def masked_excerpt(text: str, limit: int = EXCERPT_CHARS, lines: list[str] | None = None) -> str:
+    """A short masked excerpt of ``text`` (or of its skeleton ``lines``)."""
+    lines = skeleton_lines(text) if lines is None else lines
+    return excerpts(pa.array([lines], pa.list_(pa.string())), limit)[0].as_py()

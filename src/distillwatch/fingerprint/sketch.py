@@ -6,20 +6,37 @@ for one-paragraph prompts, the words around the payload — as word shingles, su
 MinHash and cut into locality-sensitive band keys. Two prompts built on one frame share band
 keys even when the payloads differ entirely.
 
-Every hash is keyed (BLAKE2b with the provider's key), so fingerprints can be shared with
-partners holding the same key without revealing text, and mean nothing to anyone else.
+Every word and line is hashed with the provider's key (BLAKE2b) and everything else is derived
+from those hashes, so fingerprints can be shared with partners holding the same key without
+revealing text, and mean nothing to anyone else. ``sketch_columns`` does a batch at a time;
+``sketch_many`` is the same on a list of texts.
 """
 
 from __future__ import annotations
 
-import hashlib
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from rensa import RMinHash
 
-from distillwatch.fingerprint.masking import mask, masked_excerpt, skeleton_lines
+from distillwatch.fingerprint.arrays import (
+    as_signed,
+    domain_constant,
+    flat_values,
+    keyed_hash,
+    keyed_hashes,
+    list_offsets,
+    mix,
+    positions,
+    sequence_hashes,
+)
+from distillwatch.fingerprint.masking import PAYLOAD, excerpts, mask_texts, skeletons
+
+__all__ = ["BANDS", "Sketch", "SketchColumns", "band_overlap", "keyed_hash", "sketch_columns",
+           "sketch_many"]
 
 NUM_PERM = 64
 BANDS = 16
@@ -27,53 +44,178 @@ ROWS = NUM_PERM // BANDS
 SHINGLE = 3
 EDGE_WORDS = 12
 MINHASH_SEED = 1729
-_U32 = struct.Struct(f"<{ROWS}I")
-
-
-def keyed_hash(key: bytes, *parts: str | bytes) -> int:
-    """A signed 64-bit keyed hash (fits BIGINT in every engine)."""
-    digest = hashlib.blake2b(digest_size=8, key=key)
-    for part in parts:
-        digest.update(part if isinstance(part, bytes) else part.encode("utf-8", "replace"))
-        digest.update(b"\x1f")
-    return int.from_bytes(digest.digest(), "little", signed=True)
-
-
-def frame_tokens(text: str, masked: str | None = None,
-                 skeleton: list[str] | None = None) -> list[str]:
-    """Word shingles of the frame: skeleton lines without payload, or a paragraph's edges."""
-    masked = mask(text) if masked is None else masked
-    skeleton = skeleton_lines(text, masked) if skeleton is None else skeleton
-    lines = [line for line in skeleton if line != "<TEXT>"]
-    if len(lines) <= 1:
-        words = masked.split()
-        if len(words) > 2 * EDGE_WORDS:
-            words = [*words[:EDGE_WORDS], "<TEXT>", *words[-EDGE_WORDS:]]
-        lines = [" ".join(words)]
-    tokens = []
-    for line in lines:
-        words = line.lower().split()
-        if len(words) < SHINGLE:
-            tokens.append(" ".join(words))
-        tokens += [" ".join(words[i:i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)]
-    return tokens or ["<EMPTY>"]
-
-
 HEAD_WORDS = 8
 TAIL_WORDS = 6
+# A skeleton line shorter than this is too generic to be a scaffold line ("Answer:").
+MIN_LINE_CHARS = 12
 
 
 @dataclass(frozen=True)
-class Sketch:
-    """Keyed fingerprints of one prompt's frame.
+class SketchColumns:
+    """Keyed fingerprints of a batch of prompts' frames, one entry per prompt.
 
     Attributes:
-        band_keys: LSH band keys of the frame's MinHash (shared frames share most bands).
-        line_hashes: Hashes of the skeleton's short lines (scaffold lines).
+        band_keys: (rows, BANDS) int64: LSH band keys of the frame's MinHash.
+        line_hashes: Sorted distinct hashes of each skeleton's scaffold lines.
         head_key: Hash of the first words of the masked prompt (an inline frame's opening).
         tail_key: Hash of its last words (an inline frame's closing instruction).
         excerpt: The masked skeleton, shortened: what a report may show.
     """
+
+    band_keys: np.ndarray
+    line_hashes: pa.ListArray
+    head_key: np.ndarray
+    tail_key: np.ndarray
+    excerpt: pa.Array
+
+
+def _shingles(words: np.ndarray, offsets: np.ndarray, seed: np.uint64) -> tuple[np.ndarray,
+                                                                               np.ndarray]:
+    """Word-shingle hashes of each segment (a line) and the segment each belongs to.
+
+    A segment of fewer than SHINGLE words is one token of all its words.
+    """
+    lengths = np.diff(offsets)
+    segment = np.repeat(np.arange(len(lengths)), lengths)
+    index = positions(offsets)
+    starts = np.flatnonzero(index + SHINGLE <= lengths[segment]) + offsets[0]
+    with np.errstate(over="ignore"):
+        grams = mix(words[starts] * np.uint64(3) ^ mix(words[starts + 1] + seed)
+                    ^ mix(words[starts + 2] * np.uint64(5) + seed))
+    short = np.flatnonzero(lengths < SHINGLE)
+    short_offsets = np.concatenate([[0], np.cumsum(lengths[short])]).astype(np.int64)
+    short_words = words[np.repeat(offsets[short], lengths[short]) + positions(short_offsets)]
+    singles = sequence_hashes(short_words, short_offsets, seed)
+    tokens = np.concatenate([grams, singles])
+    owners = np.concatenate([segment[starts - offsets[0]], short])
+    return tokens, owners
+
+
+def _edge_words(offsets: np.ndarray, marker: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into the words of each text for a one-line frame: every word, or the first and
+    last EDGE_WORDS around one ``marker`` index (-1) when the text is longer than both."""
+    lengths = np.diff(offsets)
+    index = positions(offsets)
+    row = np.repeat(np.arange(len(lengths)), lengths)
+    long = lengths[row] > 2 * EDGE_WORDS
+    keep = ~long | (index < EDGE_WORDS) | (index >= lengths[row] - EDGE_WORDS)
+    chosen = np.flatnonzero(keep) + offsets[0]
+    chosen_row = row[keep]
+    # Insert the marker after the head of every long text.
+    at = np.flatnonzero(long[keep] & (index[keep] == EDGE_WORDS - 1))
+    out = np.insert(chosen, at + 1, marker)
+    out_row = np.insert(chosen_row, at + 1, chosen_row[at])
+    counts = np.bincount(out_row, minlength=len(lengths))
+    return out, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+def _minhash(tokens: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(rows, NUM_PERM) MinHash signatures of each row's tokens, each distinct set once.
+
+    Templated traffic repeats the same frame, so rows are grouped by an order-free hash of
+    their tokens and rensa digests one row per group.
+    """
+    rows = len(offsets) - 1
+    with np.errstate(over="ignore"):
+        mixed = np.concatenate([[np.uint64(0)], np.cumsum(mix(tokens), dtype=np.uint64)])
+        set_hash = (mixed[offsets[1:]] - mixed[offsets[:-1]]) ^ np.diff(offsets).astype(
+            np.uint64)
+    _, first, inverse = np.unique(set_hash, return_index=True, return_inverse=True)
+    lengths = np.diff(offsets)[first]
+    unique_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    gather = np.repeat(offsets[first], lengths) + positions(unique_offsets)
+    matrix = RMinHash.digest_matrix_from_flat_token_hashes(
+        tokens[gather], unique_offsets.astype(np.uint64), NUM_PERM, MINHASH_SEED)
+    unique = np.asarray(matrix.to_rows(), dtype=np.uint64).reshape(len(first), NUM_PERM)
+    return unique[inverse.reshape(rows)]
+
+
+def sketch_columns(prompts: pa.Array, key: bytes, masked: pa.Array | None = None
+                   ) -> SketchColumns:
+    """Sketches of a batch of prompts (``masked``: ``mask_texts(prompts)`` if at hand)."""
+    count = len(prompts)
+    masked = mask_texts(prompts) if masked is None else masked
+    skeleton = skeletons(masked)
+    line_offsets = list_offsets(skeleton)
+    lines = flat_values(skeleton)
+    line_row = np.repeat(np.arange(count), np.diff(line_offsets))
+    frame = pc.not_equal(lines, PAYLOAD).to_numpy(zero_copy_only=False)
+
+    # Frame lines: every skeleton line but payload, for prompts with two or more.
+    frame_count = np.bincount(line_row[frame], minlength=count)
+    multi = frame & (frame_count[line_row] >= 2)
+    frame_lines = lines.filter(pa.array(multi))
+    line_words = pc.utf8_split_whitespace(pc.utf8_lower(frame_lines))
+    word_offsets = list_offsets(line_words)
+    word_hashes = keyed_hashes(key, b"word", flat_values(line_words))
+    line_tokens, line_owner = _shingles(word_hashes, word_offsets, domain_constant(key, b"shingle"))
+    tokens_a, rows_a = line_tokens, line_row[multi][line_owner]
+
+    # Every word of the masked prompt (lowercased): one-line frames, head and tail.
+    words = pc.utf8_split_whitespace(pc.utf8_lower(masked))
+    offsets = list_offsets(words)
+    # Only the words at either end are ever used: hash those.
+    index, lengths = positions(offsets), np.diff(offsets)
+    row_length = np.repeat(lengths, lengths)
+    edge = (index < EDGE_WORDS) | (index >= row_length - EDGE_WORDS)
+    hashes = np.zeros(len(edge), dtype=np.uint64)
+    hashes[edge] = keyed_hashes(key, b"word", flat_values(words).filter(pa.array(edge)))
+    single = np.flatnonzero(frame_count < 2)
+    single_offsets = np.concatenate([[0], np.cumsum(np.diff(offsets)[single])]).astype(np.int64)
+    gather = np.repeat(offsets[single] - offsets[0], np.diff(offsets)[single]) + positions(
+        single_offsets)
+    marker_hash = keyed_hashes(key, b"word", pa.array([PAYLOAD.lower()]))
+    pool = np.concatenate([hashes[gather], marker_hash])
+    picked, picked_offsets = _edge_words(single_offsets, marker=len(pool) - 1)
+    edge_tokens, edge_owner = _shingles(pool[picked], picked_offsets,
+                                        domain_constant(key, b"shingle"))
+    tokens = np.concatenate([tokens_a, edge_tokens])
+    owners = np.concatenate([rows_a, single[edge_owner]])
+    order = np.argsort(owners, kind="stable")
+    tokens, owners = tokens[order], owners[order]
+    token_offsets = np.concatenate([[0], np.cumsum(np.bincount(owners, minlength=count))])
+    signatures = _minhash(tokens, token_offsets)
+    band_keys = np.empty((count, BANDS), dtype=np.int64)
+    with np.errstate(over="ignore"):
+        for band in range(BANDS):
+            block = signatures[:, band * ROWS:(band + 1) * ROWS]
+            value = domain_constant(key, b"band" + bytes([band]))
+            for column in range(ROWS):
+                value = mix(value ^ (block[:, column] + np.uint64(column + 1) * np.uint64(
+                    0x9E3779B97F4A7C15)))
+            band_keys[:, band] = as_signed(value)
+
+    # Scaffold lines: distinct hashes of the frame lines long enough to be specific.
+    scaffold = frame & pc.greater_equal(pc.utf8_length(lines), MIN_LINE_CHARS).to_numpy(
+        zero_copy_only=False)
+    line_hashes = as_signed(keyed_hashes(key, b"line", lines.filter(pa.array(scaffold))))
+    owner = line_row[scaffold]
+    order = np.lexsort((line_hashes, owner))
+    owner, line_hashes = owner[order], line_hashes[order]
+    first = np.r_[True, (owner[1:] != owner[:-1]) | (line_hashes[1:] != line_hashes[:-1])][
+        :len(owner)]
+    pairs = np.stack([owner[first], line_hashes[first]])
+    per_row = np.bincount(pairs[0], minlength=count)
+    line_lists = pa.ListArray.from_arrays(
+        pa.array(np.concatenate([[0], np.cumsum(per_row)]).astype(np.int32)),
+        pa.array(pairs[1], pa.int64()))
+
+    head_offsets = np.concatenate([[0], np.cumsum(np.minimum(lengths, HEAD_WORDS))])
+    head_index = np.repeat(offsets[:-1] - offsets[0], np.minimum(lengths, HEAD_WORDS)) + \
+        positions(head_offsets)
+    tail_len = np.minimum(lengths, TAIL_WORDS)
+    tail_offsets = np.concatenate([[0], np.cumsum(tail_len)])
+    tail_index = np.repeat(offsets[1:] - offsets[0] - tail_len, tail_len) + positions(
+        tail_offsets)
+    head = sequence_hashes(hashes[head_index], head_offsets, domain_constant(key, b"head"))
+    tail = sequence_hashes(hashes[tail_index], tail_offsets, domain_constant(key, b"tail"))
+    return SketchColumns(band_keys, line_lists, as_signed(head), as_signed(tail),
+                         excerpts(skeleton))
+
+
+@dataclass(frozen=True)
+class Sketch:
+    """Keyed fingerprints of one prompt's frame (see ``SketchColumns``)."""
 
     band_keys: tuple[int, ...]
     line_hashes: tuple[int, ...]
@@ -83,28 +225,12 @@ class Sketch:
 
 
 def sketch_many(texts: Sequence[str], key: bytes) -> list[Sketch]:
-    """Sketches of many prompts at once (MinHash in bulk)."""
-    masked = [mask(text) for text in texts]
-    skeletons = [skeleton_lines(text, m) for text, m in zip(texts, masked, strict=True)]
-    token_sets = [frame_tokens(t, m, s) for t, m, s in zip(texts, masked, skeletons, strict=True)]
-    rows = RMinHash.digest_matrix_from_token_sets(token_sets, num_perm=NUM_PERM,
-                                                  seed=MINHASH_SEED).to_rows()
-    sketches = []
-    for text, signature, masked_text, skeleton in zip(texts, rows, masked, skeletons,
-                                                      strict=True):
-        bands = tuple(
-            keyed_hash(key, b"band", bytes([band]), _U32.pack(*signature[band * ROWS:
-                                                                      (band + 1) * ROWS]))
-            for band in range(BANDS)
-        )
-        lines = tuple(sorted({keyed_hash(key, b"line", line) for line in skeleton
-                              if line != "<TEXT>" and len(line) >= 12}))
-        words = masked_text.lower().split()
-        sketches.append(Sketch(bands, lines,
-                               keyed_hash(key, b"head", " ".join(words[:HEAD_WORDS])),
-                               keyed_hash(key, b"tail", " ".join(words[-TAIL_WORDS:])),
-                               masked_excerpt(text, lines=skeleton)))
-    return sketches
+    """Sketches of many prompts at once."""
+    columns = sketch_columns(pa.array(list(texts), pa.string()), key)
+    lines = columns.line_hashes.to_pylist()
+    return [Sketch(tuple(int(v) for v in columns.band_keys[i]), tuple(lines[i]),
+                   int(columns.head_key[i]), int(columns.tail_key[i]),
+                   columns.excerpt[i].as_py()) for i in range(len(texts))]
 
 
 def band_overlap(a: Sketch, b: Sketch) -> float:

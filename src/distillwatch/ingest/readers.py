@@ -40,6 +40,8 @@ class FileStats:
     duplicates: int = 0
     capped: int = 0
     truncated_stream: bool = False
+    skipped: bool = False  # read by an earlier ingest (same path, size and time): not read
+    before_since: int = 0  # valid exchanges older than --since: not fingerprinted
 
 
 def input_files(paths: list[Path]) -> list[Path]:
@@ -67,27 +69,55 @@ def detect_format(path: Path) -> str:
     return "exchange_jsonl"
 
 
-def _accept(record: dict, stats: FileStats, rejects: RejectSink, location: str, raw: bytes,
-            seen: set[str] | None) -> dict | None:
+def accept(raw: bytes | dict) -> tuple[dict | None, tuple[str | None, str] | None]:
+    """One raw record (a JSONL line or a Parquet row) as a valid Exchange, or its problem.
+
+    Returns:
+        (record, None) for a valid record (provider log lines converted, over-long text
+        capped and marked ``truncated``), or (None, (field, reason)).
+    """
+    if isinstance(raw, bytes):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            return None, (None, f"not valid UTF-8 at byte {error.start}")
+        try:
+            record = orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            return None, (None, f"invalid JSON: {error}")
+    else:
+        record = raw
+        _decode_tool_parameters(record)
     if isinstance(record, dict) and is_provider_log(record):
         record = to_exchange(record)
     problem = check_exchange(record)
     if problem is not None:
+        return None, problem
+    if cap_text(record):
+        record["truncated"] = True
+    return record, None
+
+
+def _accept(raw: bytes | dict, stats: FileStats, rejects: RejectSink, location: str,
+            seen: set[str] | None) -> dict | None:
+    record, problem = accept(raw)
+    if problem is not None:
         field, reason = problem
         stats.rejected += 1
-        rejects.add(stats.source, location, reason, field, raw)
+        rejects.add(stats.source, location, reason, field,
+                    raw if isinstance(raw, bytes) else orjson.dumps(raw, default=str))
         return None
     if seen is not None:
         if record["exchange_id"] in seen:
             stats.duplicates += 1
             stats.rejected += 1
             rejects.add(stats.source, location,
-                        f"duplicate exchange_id {record['exchange_id']!r}", "exchange_id", raw)
+                        f"duplicate exchange_id {record['exchange_id']!r}", "exchange_id",
+                        raw if isinstance(raw, bytes) else b"")
             return None
         seen.add(record["exchange_id"])
-    if cap_text(record):
+    if record.get("truncated"):
         stats.capped += 1
-        record["truncated"] = True
     stats.accepted += 1
     return record
 
@@ -101,21 +131,7 @@ def read_jsonl(path: Path, stats: FileStats, rejects: RejectSink,
             if not line.strip():
                 continue
             stats.read += 1
-            location = f"line {number}"
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as error:
-                stats.rejected += 1
-                rejects.add(stats.source, location, f"not valid UTF-8 at byte {error.start}",
-                            None, line)
-                continue
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as error:
-                stats.rejected += 1
-                rejects.add(stats.source, location, f"invalid JSON: {error}", None, line)
-                continue
-            accepted = _accept(record, stats, rejects, location, line, seen)
+            accepted = _accept(line, stats, rejects, f"line {number}", seen)
             if accepted is not None:
                 yield accepted
     except (EOFError, zlib.error, zstandard.ZstdError, OSError) as error:
@@ -137,9 +153,7 @@ def read_parquet(path: Path, stats: FileStats, rejects: RejectSink,
             for record in batch.to_pylist():
                 row += 1
                 stats.read += 1
-                _decode_tool_parameters(record)
-                accepted = _accept(record, stats, rejects, f"{part.name} row {row}",
-                                   orjson.dumps(record, default=str), seen)
+                accepted = _accept(record, stats, rejects, f"{part.name} row {row}", seen)
                 if accepted is not None:
                     yield accepted
 

@@ -14,58 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distillwatch.exceptions import DistillwatchConfigError
+from distillwatch.io.arrow_layout import EXCHANGE_ARROW_SCHEMA, text_of
 
 FORMATS = ("jsonl.gz", "parquet")
 PARQUET_ROWS_PER_PART = 100_000
-
-_FUNCTION_CALL = pa.struct([("name", pa.string()), ("arguments", pa.string())])
-_TOOL_CALL = pa.struct([("id", pa.string()), ("type", pa.string()), ("function", _FUNCTION_CALL)])
-_MESSAGE = pa.struct([
-    ("role", pa.string()),
-    ("content", pa.string()),
-    ("tool_call_id", pa.string()),
-    ("tool_calls", pa.list_(_TOOL_CALL)),
-])
-_TOOL = pa.struct([
-    ("type", pa.string()),
-    ("function", pa.struct([
-        ("name", pa.string()), ("description", pa.string()), ("parameters", pa.string()),
-    ])),
-])
-EXCHANGE_ARROW_SCHEMA = pa.schema([
-    ("exchange_id", pa.string()),
-    ("timestamp", pa.string()),
-    ("account_id", pa.string()),
-    ("api_key_id", pa.string()),
-    ("model", pa.string()),
-    ("operation", pa.string()),
-    ("client", pa.struct([
-        ("ip", pa.string()), ("asn", pa.int64()), ("asn_kind", pa.string()),
-        ("country", pa.string()), ("user_agent", pa.string()),
-    ])),
-    ("request", pa.struct([
-        ("system", pa.string()),
-        ("messages", pa.list_(_MESSAGE)),
-        ("tools", pa.list_(_TOOL)),
-        ("max_tokens", pa.int64()),
-        ("temperature", pa.float64()),
-        ("top_p", pa.float64()),
-        ("n", pa.int64()),
-        ("logprobs", pa.bool_()),
-        ("top_logprobs", pa.int64()),
-        ("stream", pa.bool_()),
-        ("reasoning", pa.struct([("enabled", pa.bool_()), ("budget_tokens", pa.int64())])),
-    ])),
-    ("response", pa.struct([
-        ("text", pa.string()), ("finish_reason", pa.string()),
-        ("status", pa.int64()), ("error_type", pa.string()),
-    ])),
-    ("usage", pa.struct([
-        ("input_tokens", pa.int64()), ("output_tokens", pa.int64()),
-        ("reasoning_tokens", pa.int64()),
-    ])),
-])
-
 
 # Tool definitions are long-lived objects shared by many requests: convert each once. The
 # cached entry keeps the object itself so a recycled id() can never return a stale result.
@@ -82,7 +34,8 @@ def _parquet_tool(tool: dict) -> dict:
         "function": {
             "name": function.get("name"),
             "description": function.get("description"),
-            "parameters": orjson.dumps(function.get("parameters")).decode(),
+            "parameters": orjson.dumps(function.get("parameters"),
+                                       option=orjson.OPT_SORT_KEYS).decode(),
         },
     }
     _TOOL_CACHE[id(function)] = (function, converted)
@@ -95,9 +48,7 @@ def _for_parquet(exchange: dict) -> dict:
     for message in request["messages"]:
         content = message.get("content")
         if isinstance(content, list):
-            message["content"] = "\n".join(
-                part.get("text", "") for part in content if isinstance(part, dict)
-            )
+            message["content"] = text_of(content)
     if request.get("tools"):
         request["tools"] = [_parquet_tool(tool) for tool in request["tools"]]
     return exchange
