@@ -41,3 +41,18 @@ def engine(request, tmp_path):
         made = DuckDBEngine(tmp_path / "store.duckdb", memory_limit="512MB", threads=2)
         yield made
         made.close()
+
+
+@pytest.fixture(scope="session")
+def spark_session(tmp_path_factory):
+    """One local Spark session on two cores, shared by every Spark test of the run."""
+    pytest.importorskip("pyspark")
+    from distillwatch.engine.spark import build_session
+
+    spark = build_session(
+        "local[2]", memory_limit="2GB", shuffle_partitions=2,
+        warehouse_dir=tmp_path_factory.mktemp("spark-warehouse"),
+        # C1 only: a run of a few minutes spends more CPU in C2 compiling than C2 gives back.
+        config={"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"})
+    yield spark
+    spark.stop()

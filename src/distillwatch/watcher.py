@@ -78,6 +78,10 @@ class ScanResult:
     accounts: list[AccountResult]
     campaigns: list[CampaignResult]
     details: dict = field(default_factory=dict)
+    # The unrounded figures behind ``AccountResult.score`` and ``CampaignResult.confidence``
+    # (the output contract rounds them): for comparing engines and runs.
+    account_scores: dict[str, float] = field(default_factory=dict)
+    campaign_confidences: dict[str, float] = field(default_factory=dict)
 
 
 class Watcher:
@@ -169,7 +173,9 @@ class Watcher:
 SELECT p.*, coalesce(t.template_share, 0.0) AS template_share
 FROM {IDENTITY_OUTPUT} p LEFT JOIN {TEMPLATES_OUTPUT} t ON t.account_id = p.account_id
 """, "__dw__score_profile")
-        return to_profile(self.engine.run(pipeline).to_arrow())
+        # Rows in account order: engines return rows in no set order, and cluster sums and
+        # weighted means must add up in the same order on every engine.
+        return to_profile(self.engine.run(pipeline).to_arrow().sort_by("account_id"))
 
     def _score(self, profile: dict[str, np.ndarray], components: pa.Table,
                say: Progress) -> ScanResult:
@@ -228,7 +234,10 @@ FROM {IDENTITY_OUTPUT} p LEFT JOIN {TEMPLATES_OUTPUT} t ON t.account_id = p.acco
              "members": sorted(str(a) for a in ids[cluster == index])[:20]}
             for index, (size, conf, intent, conceal, _) in enumerate(stats)
             if index not in reported_index and size >= 2]
-        return ScanResult(None, 0, accounts, campaigns, details)
+        return ScanResult(None, 0, accounts, campaigns, details,
+                          account_scores={str(a): float(v) for a, v in zip(ids, score,
+                                                                           strict=True)},
+                          campaign_confidences={c: float(v[0]) for c, v in info.items()})
 
     def _clean(self, profile: dict[str, np.ndarray], families: FamilyScores) -> np.ndarray:
         """Accounts that hide nothing: verified, or without concealment evidence."""
@@ -261,7 +270,9 @@ FROM {IDENTITY_OUTPUT} p LEFT JOIN {TEMPLATES_OUTPUT} t ON t.account_id = p.acco
         self._specific_tokens(ids, campaign_of, clean)
         pipeline = SqlPipeline()
         pipeline.extend(expansion_sqls())
-        rows = self.engine.run(pipeline).to_pylist()
+        # Sorted, so that an account matching two campaigns equally joins the first by id.
+        rows = sorted(self.engine.run(pipeline).to_pylist(),
+                      key=lambda row: (row["account_id"], row["group_id"]))
         best: dict[str, tuple[int, str]] = {}
         for row in rows:
             if row["matched"] > best.get(row["account_id"], (0, ""))[0]:
@@ -291,6 +302,8 @@ JOIN (SELECT kind, token FROM __dw__link_tokens GROUP BY kind, token HAVING coun
   ON d.kind = t.kind AND d.token = t.token
 WHERE t.family IN ({", ".join(f"'{f}'" for f in DENSE_FAMILIES)})
 """, "dense-block edges")
+        # The peeling's weight sums and tie breaks follow the edge order: make it one order.
+        edges = edges.sort_by([("account_id", "ascending"), ("token", "ascending")])
         if edges.num_rows == 0 or edges.num_rows > MAX_DENSE_EDGES:
             logger.info("dense blocks: %d edges, skipped", edges.num_rows)
             return []
@@ -324,7 +337,9 @@ WHERE t.family IN ({", ".join(f"'{f}'" for f in DENSE_FAMILIES)})
 
     @staticmethod
     def _clusters(ids: np.ndarray, components: pa.Table) -> np.ndarray:
-        """Cluster index per profile row (-1: linked to nobody)."""
+        """Cluster index per profile row (-1: linked to nobody), numbered in the order of the
+        components' labels (their smallest account id), whatever order the engine returns."""
+        components = components.sort_by([("component", "ascending"), ("node", "ascending")])
         row_of = {account: i for i, account in enumerate(ids)}
         cluster = np.full(len(ids), -1)
         labels: dict[str, int] = {}

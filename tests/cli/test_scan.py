@@ -192,20 +192,47 @@ def _outcome(out: Path) -> tuple[dict, dict]:
     return campaigns, accounts
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                if int(handle.read().rsplit(b")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
 def _kill_when(command: list[str], ready) -> None:
-    """Start ``command`` and SIGKILL it as soon as ``ready()`` holds (or it ends by itself)."""
+    """Start ``command`` and SIGKILL it as soon as ``ready()`` holds (or it ends by itself);
+    its worker processes must then exit by themselves."""
     import signal
     import time
 
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
+    children: list[int] = []
     while process.poll() is None and time.monotonic() < deadline:
         if ready():
+            children = _children(process.pid)
             process.send_signal(signal.SIGKILL)
             break
         time.sleep(0.05)
     process.wait()
     assert process.returncode == -signal.SIGKILL, "the scan ended before it could be killed"
+    until = time.monotonic() + 10
+    while time.monotonic() < until and any(_alive(c) for c in children):
+        time.sleep(0.1)
+    assert not [c for c in children if _alive(c)], "orphaned workers"
 
 
 def test_a_killed_scan_reruns_to_the_same_result(ci_world, ci_scan, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -23,11 +24,14 @@ def run_scan(logs: list[Path], out: Path, *, accounts: list[Path] = (), store: P
              fmt: str | None = None, policy: Path | None = None, settings: Path | None = None,
              key_file: Path | None = None, memory_limit: str | None = None,
              threads: int | None = None, workers: int | None = None,
-             since: datetime | None = None, console=None) -> dict:
+             since: datetime | None = None, engine: str = "duckdb",
+             spark_master: str | None = None, console=None) -> dict:
     """Ingest ``logs`` (and account files) into a store, scan it, write every output.
 
     ``since`` reads only the logs' exchanges from that instant on (older ones are in the
     store); the scan then covers everything the store holds, as a full rescan would.
+    ``engine="spark"`` runs ingest (Parquet logs) and every scan stage on Spark, with the store
+    a Parquet folder (default OUT/store-spark); outputs are the same files.
 
     Returns:
         The campaigns.json document.
@@ -39,12 +43,15 @@ def run_scan(logs: list[Path], out: Path, *, accounts: list[Path] = (), store: P
     from distillwatch.ingest.readers import FileStats, input_files, sniff_kind
     from distillwatch.ingest.rejects import RejectSink
     from distillwatch.ingest.store import ensure_store, ingest
-    from distillwatch.report.writer import write_scan
-    from distillwatch.score.policy import Policy
-    from distillwatch.settings import Settings
     from distillwatch.watcher import Watcher
 
     console = console or Console()
+    if engine not in ("duckdb", "spark"):
+        raise DistillwatchInputError(f"Unknown --engine {engine!r}; use duckdb or spark")
+    if engine == "spark":
+        return _run_spark_scan(logs, out, accounts=accounts, store=store, policy=policy,
+                               settings=settings, key_file=key_file, memory_limit=memory_limit,
+                               since=since, master=spark_master, console=console)
     missing = [str(p) for p in [*logs, *accounts] if not p.exists()]
     if missing:
         raise DistillwatchInputError(f"No such file or folder: {', '.join(missing)}; check "
@@ -57,13 +64,7 @@ def run_scan(logs: list[Path], out: Path, *, accounts: list[Path] = (), store: P
     if fmt is not None and fmt not in FORMATS:
         raise DistillwatchInputError(f"Unknown --format {fmt!r}; use one of "
                                      f"{', '.join(FORMATS)}, or omit it to detect per file")
-    chosen_policy = Policy.from_path(policy) if policy else Policy.builtin()
-    chosen_settings = Settings.from_path_or_dict(settings)
-    key, unkeyed = fingerprint_key(key_file)
-    if unkeyed:
-        console.print("[yellow]warning:[/] no fingerprint key (--key-file or "
-                      "$DISTILLWATCH_FINGERPRINT_KEY): fingerprints are unkeyed; do not share "
-                      "indicators.stix.json")
+    chosen_policy, chosen_settings, key, unkeyed = _choices(policy, settings, key_file, console)
     out.mkdir(parents=True, exist_ok=True)
     rejected_path = out / "rejected.jsonl"
     rejected_path.unlink(missing_ok=True)
@@ -97,16 +98,9 @@ def run_scan(logs: list[Path], out: Path, *, accounts: list[Path] = (), store: P
             result = watcher.scan(progress=lambda message: status.update(message))
             status.update("writing reports")
             files = [*report.files, *files_stats]
-            document = write_scan(
-                out, result,
-                rejected={"count": sink.count, "reasons": [list(r) for r in
-                                                           sink.reasons.most_common(20)]},
-                ingest=[{"source": f.source, "read": f.read, "accepted": f.accepted,
-                         "rejected": f.rejected} for f in files],
-                settings={"engine": "duckdb", "policy": chosen_policy.source,
-                          "store": str(store)},
-                fingerprint_key_id=None if unkeyed else
-                "k-" + hashlib.blake2b(key, digest_size=6).hexdigest())
+            document = _write(out, result, sink, files,
+                              {"engine": "duckdb", "policy": chosen_policy.source,
+                               "store": str(store)}, key, unkeyed)
     finally:
         sink.close()
         engine.drop_all()
@@ -114,6 +108,133 @@ def run_scan(logs: list[Path], out: Path, *, accounts: list[Path] = (), store: P
     document["_ingest"] = {"stored": report.stored, "already_stored": report.already_stored,
                            "rejected": sink.count}
     return document
+
+
+def _choices(policy: Path | None, settings: Path | None, key_file: Path | None, console):
+    """The policy, settings and fingerprint key a scan runs with (warns when unkeyed)."""
+    from distillwatch.score.policy import Policy
+    from distillwatch.settings import Settings
+
+    chosen_policy = Policy.from_path(policy) if policy else Policy.builtin()
+    chosen_settings = Settings.from_path_or_dict(settings)
+    key, unkeyed = fingerprint_key(key_file)
+    if unkeyed:
+        console.print("[yellow]warning:[/] no fingerprint key (--key-file or "
+                      "$DISTILLWATCH_FINGERPRINT_KEY): fingerprints are unkeyed; do not share "
+                      "indicators.stix.json")
+    return chosen_policy, chosen_settings, key, unkeyed
+
+
+def _write(out: Path, result, sink, files: list, settings: dict, key: bytes, unkeyed: bool
+           ) -> dict:
+    """Every output file of a scan; returns the campaigns.json document."""
+    from distillwatch.report.writer import write_scan
+
+    return write_scan(
+        out, result,
+        rejected={"count": sink.count, "reasons": [list(r) for r in
+                                                   sink.reasons.most_common(20)]},
+        ingest=[{"source": f.source, "read": f.read, "accepted": f.accepted,
+                 "rejected": f.rejected} for f in files],
+        settings=settings,
+        fingerprint_key_id=None if unkeyed else
+        "k-" + hashlib.blake2b(key, digest_size=6).hexdigest())
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def _run_spark_scan(logs: list, out: Path, *, accounts, store, policy, settings, key_file,
+                    memory_limit, since, master, console) -> dict:
+    """``run_scan`` on Spark: Parquet logs (any Hadoop-compatible path) to the same outputs."""
+    from distillwatch.engine.spark import SparkEngine, build_session
+    from distillwatch.ingest.accounts import read_accounts
+    from distillwatch.ingest.readers import FileStats, sniff_kind
+    from distillwatch.ingest.rejects import RejectSink
+    from distillwatch.ingest.spark_ingest import ingest_parquet, store_accounts_parquet
+    from distillwatch.watcher import Watcher
+
+    names = [str(p) for p in logs]
+    missing = [n for n in [*names, *map(str, accounts)] if not _is_remote(n)
+               and not Path(n).exists()]
+    if missing:
+        raise DistillwatchInputError(f"No such file or folder: {', '.join(missing)}")
+    if not logs and store is None:
+        raise DistillwatchInputError("Give Parquet log folders to scan, or --store FOLDER of "
+                                     "an earlier Spark ingest")
+    parquet, account_files, skipped = [], [Path(a) for a in accounts], []
+    for name in names:
+        local = Path(name)
+        if _is_remote(name) or local.suffix == ".parquet":
+            parquet.append(name)
+            continue
+        if local.is_dir():
+            parquet.append(str(_parquet_root(local)))
+            account_files += [f for f in local.iterdir() if f.is_file()
+                              and sniff_kind(f) == "accounts"]
+            skipped += [f for f in local.iterdir() if f.is_file() and sniff_kind(f) == "other"]
+            continue
+        kind = sniff_kind(local)
+        if kind == "accounts":
+            account_files.append(local)
+        elif kind == "other":
+            skipped.append(local)
+        else:
+            raise DistillwatchInputError(
+                f"{name}: --engine spark reads Parquet logs (the Exchange Arrow layout, "
+                "docs/world-format.md); scan JSONL with the DuckDB engine, or convert it")
+    chosen_policy, chosen_settings, key, unkeyed = _choices(policy, settings, key_file, console)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "rejected.jsonl").unlink(missing_ok=True)
+    sink = RejectSink(out / "rejected.jsonl")
+    for path in skipped:
+        sink.add(str(path), "whole file", "file skipped: a JSON document, not Parquet logs")
+    store_path = str(store or out / "store-spark")
+    # Under spark-submit (the driver was started by Spark's launcher) its --master holds.
+    master = master or (None if os.environ.get("PYSPARK_GATEWAY_PORT") else "local[*]")
+    from pyspark.sql import SparkSession
+
+    owned = SparkSession.getActiveSession() is None  # a caller's session is left running
+    spark = build_session(master, memory_limit)
+    try:
+        with console.status("ingesting on Spark") as status:
+            files: list[FileStats] = []
+            report = None
+            if parquet:
+                report = ingest_parquet(spark, parquet, store_path, key, sink, since=since)
+                files += report.files
+            for path in account_files:
+                stats, rows = read_accounts(path, sink)
+                store_accounts_parquet(spark, store_path, rows)
+                files.append(stats)
+            sink.flush()
+            engine = SparkEngine(store_path, spark=spark)
+            try:
+                result = Watcher(engine, chosen_settings, policy=chosen_policy).scan(
+                    progress=lambda message: status.update(f"{message} (Spark)"))
+                status.update("writing reports")
+                document = _write(out, result, sink, files,
+                                  {"engine": "spark", "spark_master": master or "spark-submit",
+                                   "policy": chosen_policy.source, "store": store_path},
+                                  key, unkeyed)
+            finally:
+                engine.drop_all()
+                engine.close()
+    finally:
+        sink.close()
+        if owned:
+            spark.stop()
+    document["_ingest"] = {"stored": report.stored if report else 0,
+                           "already_stored": report.already_stored if report else 0,
+                           "rejected": sink.count}
+    return document
+
+
+def _parquet_root(folder: Path) -> Path:
+    """The folder of a world's Parquet parts (``exchanges/``) or the folder itself."""
+    parts = folder / "exchanges"
+    return parts if parts.is_dir() and any(parts.glob("*.parquet")) else folder
 
 
 def print_summary(console, document: dict, out: Path, accounts_path: Path) -> None:
@@ -145,9 +266,10 @@ def print_summary(console, document: dict, out: Path, accounts_path: Path) -> No
 
 
 def scan_command(
-    logs: list[Path] = typer.Argument(None, help="Log files or folders (searched "
-                                      "recursively; formats detected per file; account files "
-                                      "found among them are read as accounts)."),
+    logs: list[str] = typer.Argument(None, help="Log files or folders (searched "
+                                     "recursively; formats detected per file; account files "
+                                     "found among them are read as accounts). With --engine "
+                                     "spark: Parquet folders, also hdfs:// or s3a:// paths."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: campaigns.json, "
                              "accounts.jsonl, report.html, indicators.stix.json, rejected.jsonl "
                              "(and store.duckdb unless --store is given)."),
@@ -171,6 +293,14 @@ def scan_command(
                                 "per core)."),
     workers: int = WORKERS_OPTION,
     since: str = SINCE_OPTION,
+    engine: str = typer.Option("duckdb", "--engine", help="duckdb (one machine, the default) "
+                               "or spark: ingest Parquet logs and run every stage on Apache "
+                               "Spark (PySpark), the store being a Parquet folder (any "
+                               "Hadoop-compatible path; default OUT/store-spark)."),
+    spark_master: str = typer.Option(None, "--spark-master", help="Spark master URL for "
+                                     "--engine spark: local[N], spark://host:7077, yarn, "
+                                     "k8s://... (default local[*]; under spark-submit, its "
+                                     "--master)."),
 ) -> None:
     """Find distillation campaigns in API logs: accounts, volumes, dates, capabilities, why.
 
@@ -190,10 +320,12 @@ def scan_command(
     from rich.console import Console
 
     console = Console()
-    document = run_scan(list(logs or []), out, accounts=accounts, store=store, fmt=fmt,
+    inputs = list(logs or []) if engine == "spark" else [Path(p) for p in logs or []]
+    document = run_scan(inputs, out, accounts=accounts, store=store, fmt=fmt,
                         policy=policy, settings=settings, key_file=key_file,
                         memory_limit=memory_limit, threads=threads, workers=workers,
-                        since=parse_since(since), console=console)
+                        since=parse_since(since), engine=engine, spark_master=spark_master,
+                        console=console)
     print_summary(console, document, out, out / "accounts.jsonl")
 
 

@@ -2,6 +2,21 @@
 
 Stage SQL asks the dialect for anything that is not the same on DuckDB and Spark; adding an
 engine means adding one subclass here, with no edits to the stages.
+
+Beyond the functions here, stage SQL keeps to a subset both engines read the same way:
+
+- Ratios and rates are DOUBLE: ``CAST(count(x) AS DOUBLE) / count(*)`` and
+  ``avg(CASE WHEN ... THEN 1 ELSE 0 END)``. A literal such as ``1.0`` is a DECIMAL on both
+  engines; DuckDB turns decimal division and averages into DOUBLE, Spark keeps DECIMAL and
+  rounds (``avg`` of ``DECIMAL(2,1)`` has 5 decimal places).
+- ``concat`` only over values that cannot be NULL: DuckDB skips a NULL, Spark returns NULL.
+- Regular expressions are anchored and free of backslashes (see ``ipv4_prefix``).
+- Counts that feed a score or a decision are exact (``count(DISTINCT ...)``): the engines'
+  HyperLogLog sketches give different estimates.
+- No result depends on row order: Python sorts what it reads (or the SQL orders with full
+  tie-breaking), and window orderings are unique (``ORDER BY ts, exchange_id``).
+- Divisions never divide by zero (``nullif``): DuckDB's ``/`` returns infinity where Spark
+  raises (ANSI mode) or returns NULL (without it); ``%`` raises on both.
 """
 
 from __future__ import annotations
@@ -44,6 +59,8 @@ class Dialect:
         raise self._missing("array_length")
 
     def approx_distinct(self, expression: str) -> str:
+        """An approximate distinct count (HyperLogLog); estimates differ between engines, so
+        never let one decide anything that must agree across engines."""
         raise self._missing("approx_distinct")
 
     def median(self, expression: str) -> str:
@@ -66,6 +83,17 @@ class Dialect:
         """A 64-bit hash for bucketing inside one engine; values differ between engines, so
         never store them or compare them across engines."""
         raise self._missing("hash64")
+
+    # -- shared SQL: written once so that every engine reads it the same way ----------------
+    def ipv4_prefix(self, expression: str, suffix: str = "") -> str:
+        """A dotted IPv4 address with its last octet replaced by ``suffix`` (``''``: the /24
+        as ``a.b.c``; ``'.0/24'``: in CIDR form); other text comes back unchanged.
+
+        The pattern is anchored, so DuckDB's regexp_replace (first match) and Spark's (every
+        match) agree, and it has no backslash: Spark unescapes ``'\\.'`` in string literals to
+        ``'.'``, which matches any character.
+        """
+        return f"regexp_replace({expression}, '[.][0-9]+$', '{suffix}')"
 
 
 class DuckDBDialect(Dialect):

@@ -64,6 +64,7 @@ class Outcome:
     features: pa.Table
     locations: list[str]
     rejects: list[tuple[str, str, str | None, bytes]] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)  # each feature row's index in the chunk
     read: int = 0
     capped: int = 0
     before_since: int = 0
@@ -102,13 +103,13 @@ def _valid_rows(table: pa.Table) -> np.ndarray:
     return ok & (bad == 0)
 
 
-def _record_path(raws: list[tuple[str, bytes | dict]], outcome: Outcome,
+def _record_path(raws: list[tuple[int, str, bytes | dict]], outcome: Outcome,
                  since: datetime | None) -> list[dict]:
     from distillwatch.ingest.readers import accept
     from distillwatch.ingest.validate import parse_timestamp
 
     kept = []
-    for location, raw in raws:
+    for row, location, raw in raws:
         record, problem = accept(raw)
         if problem is not None:
             outcome.rejects.append((location, problem[1], problem[0],
@@ -122,6 +123,7 @@ def _record_path(raws: list[tuple[str, bytes | dict]], outcome: Outcome,
             outcome.capped += 1
         kept.append(record)
         outcome.locations.append(location)
+        outcome.rows.append(row)
     return kept
 
 
@@ -158,6 +160,7 @@ def _split(table: pa.Table, names: list[str], outcome: Outcome, since: datetime 
         outcome.before_since += int((~recent).sum())
         good = good[recent]
     outcome.locations.extend(names[i] for i in good)
+    outcome.rows.extend(good.tolist())
     return table.take(pa.array(good, pa.int64())), np.flatnonzero(~valid).tolist()
 
 
@@ -178,7 +181,7 @@ def process_table(table: pa.Table, names: list[str], key: bytes,
     else:
         fast, rest = None, list(range(table.num_rows))
     rows = table.take(pa.array(rest, pa.int64())).to_pylist() if rest else []
-    slow = _record_path([(names[i], row) for i, row in zip(rest, rows, strict=True)],
+    slow = _record_path([(i, names[i], row) for i, row in zip(rest, rows, strict=True)],
                         outcome, since)
     outcome.features = _features(fast, slow, key)
     return outcome
@@ -199,13 +202,16 @@ def _parquet(task: Task, key: bytes) -> Outcome:
 def _combine(outcomes: list[Outcome]) -> Outcome:
     if len(outcomes) == 1:
         return outcomes[0]
+    offsets = np.cumsum([0, *(o.read for o in outcomes)])
     return Outcome(
-        pa.concat_tables([o.features for o in outcomes]) if outcomes
+        features=pa.concat_tables([o.features for o in outcomes]) if outcomes
         else FEATURES_SCHEMA.empty_table(),
-        [name for o in outcomes for name in o.locations],
-        [reject for o in outcomes for reject in o.rejects],
-        sum(o.read for o in outcomes), sum(o.capped for o in outcomes),
-        sum(o.before_since for o in outcomes))
+        locations=[name for o in outcomes for name in o.locations],
+        rejects=[reject for o in outcomes for reject in o.rejects],
+        rows=[int(start + row) for o, start in zip(outcomes, offsets, strict=False)
+              for row in o.rows],
+        read=sum(o.read for o in outcomes), capped=sum(o.capped for o in outcomes),
+        before_since=sum(o.before_since for o in outcomes))
 
 
 def _jsonl(task: Task, key: bytes) -> Outcome:
@@ -220,11 +226,15 @@ def _jsonl(task: Task, key: bytes) -> Outcome:
         fast, rest = _split(table, names, outcome, task.since)
     else:
         fast, rest = None, list(range(len(task.lines)))
-    slow = _record_path([(names[i], task.lines[i][1]) for i in rest], outcome, task.since)
+    slow = _record_path([(i, names[i], task.lines[i][1]) for i in rest], outcome, task.since)
     outcome.features = _features(fast, slow, key)
     return outcome
 
 
 def run_task(task: Task, key: bytes) -> Outcome:
     """Validate and fingerprint one chunk (runs in a worker process)."""
-    return _parquet(task, key) if task.kind == "parquet" else _jsonl(task, key)
+    try:
+        return _parquet(task, key) if task.kind == "parquet" else _jsonl(task, key)
+    finally:
+        # Arrow keeps freed buffers for reuse; give them back so an idle worker is small.
+        pa.default_memory_pool().release_unused()

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -217,12 +219,27 @@ def _tasks(path: Path, fmt: str | None, stats: FileStats, rejects: RejectSink,
         yield Task(str(path), "jsonl", lines=tuple(lines), since=since)
 
 
+def watch_parent(parent: int) -> None:
+    """In a worker: exit as soon as the process that started it is gone.
+
+    A killed scan (SIGKILL, the OOM killer) cannot shut its pool down; without this its
+    workers would wait for work forever, holding their memory.
+    """
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="watch-parent").start()
+
+
 class _Runner:
     """Runs tasks in order: inline, or in worker processes with a bounded queue."""
 
     def __init__(self, key: bytes, workers: int) -> None:
         self.key = key
-        self.pool = (ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+        self.pool = (ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                         initializer=watch_parent, initargs=(os.getpid(),))
                      if workers > 1 else None)
         self.window = 2 * workers
 

@@ -60,7 +60,8 @@ SELECT kind, token, count(*) AS df FROM {TOKENS} GROUP BY kind, token HAVING cou
     blocks = f"""
 SELECT t.account_id, t.kind, t.family, t.token, t.strength,
        least({IDF_CAP},
-             ln((SELECT count(DISTINCT account_id) FROM __dw__features) * 1.0 / d.df)) AS idf,
+             ln(CAST((SELECT count(DISTINCT account_id) FROM __dw__features) AS DOUBLE)
+                / d.df)) AS idf,
        CAST(floor((row_number() OVER (PARTITION BY t.kind, t.token ORDER BY t.account_id) - 1)
                   / {settings.max_block}) AS BIGINT) AS block
 FROM {TOKENS} t JOIN __dw__link_token_df d ON d.kind = t.kind AND d.token = t.token
@@ -126,9 +127,10 @@ GROUP BY p.a, p.b
 SELECT p.*,
     CASE WHEN c.co IS NULL OR {"TRUE" if "timing" in disabled_families else "FALSE"} THEN 0.0
     ELSE greatest(0.0, least(1.0,
-        (c.co * 1.0 / (ca.buckets + cb.buckets - c.co) - {SYNC_FLOOR}) / {SYNC_FULL - SYNC_FLOOR}))
+        (CAST(c.co AS DOUBLE) / (ca.buckets + cb.buckets - c.co) - {SYNC_FLOOR})
+        / {SYNC_FULL - SYNC_FLOOR}))
     END AS s_timing,
-    coalesce(c.co * 1.0 / (ca.buckets + cb.buckets - c.co), 0.0) AS sync_jaccard
+    coalesce(CAST(c.co AS DOUBLE) / (ca.buckets + cb.buckets - c.co), 0.0) AS sync_jaccard
 FROM __dw__link_pivot p
 LEFT JOIN __dw__link_co_active c ON c.a = p.a AND c.b = p.b
 LEFT JOIN __dw__link_bucket_counts ca ON ca.account_id = p.a

@@ -75,7 +75,7 @@ SELECT account_id, key, count(*) AS uses FROM (
     UNION ALL SELECT account_id, tail_key AS key FROM {FEATURES}
     UNION ALL SELECT account_id, system_hash AS key FROM {FEATURES} WHERE system_hash IS NOT NULL
     UNION ALL SELECT account_id, tools_hash AS key FROM {FEATURES} WHERE tools_hash IS NOT NULL
-) GROUP BY account_id, key
+) WHERE key IS NOT NULL GROUP BY account_id, key
 """
     window_start = f"(SELECT min({dialect.epoch_seconds('first_seen')}) FROM __dw__link_sizes)"
     signup_counts, signup_tokens = _bursts(
@@ -91,7 +91,7 @@ SELECT account_id, key, count(*) AS uses FROM (
     median = dialect.median("accounts")
     tokens = f"""
 SELECT u.account_id, 'scaffold' AS kind, concat('s', CAST(u.key AS {string})) AS token,
-       u.uses * 1.0 / z.n AS strength
+       CAST(u.uses AS DOUBLE) / z.n AS strength
 FROM __dw__link_scaffold_uses u JOIN __dw__link_sizes z ON z.account_id = u.account_id
 WHERE u.uses >= {settings.scaffold_min_uses} AND u.uses >= {settings.scaffold_min_share} * z.n
 UNION ALL
@@ -99,7 +99,7 @@ SELECT DISTINCT account_id, 'ip' AS kind, concat('i', client_ip) AS token, 1.0 A
 FROM {FEATURES} WHERE client_ip IS NOT NULL
 UNION ALL
 SELECT DISTINCT account_id, 'prefix' AS kind,
-       concat('p', regexp_replace(client_ip, '\\.[0-9]+$', '')) AS token, 1.0 AS strength
+       concat('p', {dialect.ipv4_prefix('client_ip')}) AS token, 1.0 AS strength
 FROM {FEATURES} WHERE client_ip LIKE '%.%.%.%'
 UNION ALL
 SELECT DISTINCT account_id, 'asn_ua' AS kind,

@@ -34,7 +34,7 @@ SELECT
     CAST(floor({epoch} / 86400) AS BIGINT) AS day,
     CAST(floor({epoch} / 3600) AS BIGINT) % 24 AS hour_utc,
     {epoch} - lag({epoch}) OVER (PARTITION BY account_id ORDER BY ts, exchange_id) AS gap_s,
-    regexp_replace(client_ip, '\\.[0-9]+$', '') AS ip_prefix
+    {dialect.ipv4_prefix('client_ip')} AS ip_prefix
 FROM {FEATURES_TABLE}
 """
     per_account = f"""
@@ -48,33 +48,33 @@ SELECT
     max(ts) AS last_seen,
     avg(gap_s) AS mean_gap_s,
     stddev_pop(gap_s) / nullif(avg(gap_s), 0) AS gap_cv,
-    avg(CASE WHEN user_turns <= 1 THEN 1.0 ELSE 0.0 END) AS single_turn_share,
-    avg(CASE WHEN cot THEN 1.0 ELSE 0.0 END) AS cot_rate,
-    avg(CASE WHEN grading THEN 1.0 ELSE 0.0 END) AS grading_rate,
-    avg(CASE WHEN tool_trace THEN 1.0 ELSE 0.0 END) AS tool_trace_rate,
-    avg(CASE WHEN n > 1 THEN 1.0 ELSE 0.0 END) AS multi_sample_rate,
-    avg(CASE WHEN logprobs THEN 1.0 ELSE 0.0 END) AS logprobs_rate,
-    avg(CASE WHEN reasoning_budget > 0 THEN 1.0 ELSE 0.0 END) AS reasoning_budget_rate,
+    avg(CASE WHEN user_turns <= 1 THEN 1 ELSE 0 END) AS single_turn_share,
+    avg(CASE WHEN cot THEN 1 ELSE 0 END) AS cot_rate,
+    avg(CASE WHEN grading THEN 1 ELSE 0 END) AS grading_rate,
+    avg(CASE WHEN tool_trace THEN 1 ELSE 0 END) AS tool_trace_rate,
+    avg(CASE WHEN n > 1 THEN 1 ELSE 0 END) AS multi_sample_rate,
+    avg(CASE WHEN logprobs THEN 1 ELSE 0 END) AS logprobs_rate,
+    avg(CASE WHEN reasoning_budget > 0 THEN 1 ELSE 0 END) AS reasoning_budget_rate,
     avg(CASE WHEN max_tokens IS NOT NULL AND output_tokens >= max_tokens
-             THEN 1.0 ELSE 0.0 END) AS max_tokens_saturation,
-    count(DISTINCT head_key) * 1.0 / count(*) AS distinct_opening_share,
-    count(DISTINCT prompt_hash) * 1.0 / count(*) AS distinct_prompt_share,
-    avg(CASE WHEN max_tokens >= {LONG_MAX_TOKENS} THEN 1.0 ELSE 0.0 END) AS long_max_tokens_rate,
-    avg(CASE WHEN capability = 'coding' THEN 1.0 ELSE 0.0 END) AS coding_share,
-    avg(CASE WHEN capability = 'agentic_tool_use' THEN 1.0 ELSE 0.0 END) AS agentic_share,
-    avg(CASE WHEN capability = 'reasoning_cot' THEN 1.0 ELSE 0.0 END) AS reasoning_share,
-    avg(CASE WHEN capability = 'grading' THEN 1.0 ELSE 0.0 END) AS grading_share,
-    avg(CASE WHEN capability = 'writing' THEN 1.0 ELSE 0.0 END) AS writing_share,
-    avg(CASE WHEN client_asn_kind IN ({untrusted}) THEN 1.0 ELSE 0.0 END)
+             THEN 1 ELSE 0 END) AS max_tokens_saturation,
+    CAST(count(DISTINCT head_key) AS DOUBLE) / count(*) AS distinct_opening_share,
+    CAST(count(DISTINCT prompt_hash) AS DOUBLE) / count(*) AS distinct_prompt_share,
+    avg(CASE WHEN max_tokens >= {LONG_MAX_TOKENS} THEN 1 ELSE 0 END) AS long_max_tokens_rate,
+    avg(CASE WHEN capability = 'coding' THEN 1 ELSE 0 END) AS coding_share,
+    avg(CASE WHEN capability = 'agentic_tool_use' THEN 1 ELSE 0 END) AS agentic_share,
+    avg(CASE WHEN capability = 'reasoning_cot' THEN 1 ELSE 0 END) AS reasoning_share,
+    avg(CASE WHEN capability = 'grading' THEN 1 ELSE 0 END) AS grading_share,
+    avg(CASE WHEN capability = 'writing' THEN 1 ELSE 0 END) AS writing_share,
+    avg(CASE WHEN client_asn_kind IN ({untrusted}) THEN 1 ELSE 0 END)
         AS untrusted_network_share,
-    avg(CASE WHEN client_asn_kind = 'hosting' THEN 1.0 ELSE 0.0 END) AS hosting_share,
-    avg(CASE WHEN client_asn_kind IN ({anonymising}) THEN 1.0 ELSE 0.0 END)
+    avg(CASE WHEN client_asn_kind = 'hosting' THEN 1 ELSE 0 END) AS hosting_share,
+    avg(CASE WHEN client_asn_kind IN ({anonymising}) THEN 1 ELSE 0 END)
         AS anonymising_share,
     count(DISTINCT client_ip) AS distinct_ips,
     count(DISTINCT ip_prefix) AS distinct_prefixes,
     count(DISTINCT client_asn) AS distinct_asns,
     count(DISTINCT client_country) AS distinct_countries,
-    count(DISTINCT client_ip) * 1.0 / count(*) AS ip_churn,
+    CAST(count(DISTINCT client_ip) AS DOUBLE) / count(*) AS ip_churn,
     count(DISTINCT model) AS distinct_models
 FROM __dw__profile_exchanges
 GROUP BY account_id
@@ -104,7 +104,7 @@ HAVING min({epoch}) >= (SELECT min({epoch}) FROM {FEATURES_TABLE}) + 86400
 """
     pivots = f"""
 SELECT f.account_id,
-       avg(CASE WHEN r.released IS NOT NULL THEN 1.0 ELSE 0.0 END) AS release_window_share
+       avg(CASE WHEN r.released IS NOT NULL THEN 1 ELSE 0 END) AS release_window_share
 FROM {FEATURES_TABLE} f LEFT JOIN __dw__profile_releases r ON r.model = f.model
 WHERE {dialect.epoch_seconds('f.ts')} >= (SELECT min(released) FROM __dw__profile_releases)
 GROUP BY f.account_id
@@ -134,7 +134,7 @@ def account_identity_sqls(dialect: Dialect) -> list[SqlStep]:
     countries = f"""
 SELECT f.account_id,
        avg(CASE WHEN a.billing_country IS NULL OR f.client_country IS NULL THEN NULL
-                WHEN f.client_country <> a.billing_country THEN 1.0 ELSE 0.0 END)
+                WHEN f.client_country <> a.billing_country THEN 1 ELSE 0 END)
            AS geo_mismatch_share
 FROM {FEATURES_TABLE} f LEFT JOIN __dw__accounts a ON a.account_id = f.account_id
 GROUP BY f.account_id

@@ -39,7 +39,7 @@ FROM __dw__profile_template_keys k JOIN __dw__profile_shared_keys s ON s.key = k
 GROUP BY k.account_id, k.exchange_id HAVING count(*) >= {MIN_SHARED_KEYS}
 """
     share = f"""
-SELECT f.account_id, count(h.exchange_id) * 1.0 / count(*) AS template_share
+SELECT f.account_id, CAST(count(h.exchange_id) AS DOUBLE) / count(*) AS template_share
 FROM {FEATURES} f
 LEFT JOIN __dw__profile_template_hits h ON h.exchange_id = f.exchange_id
 GROUP BY f.account_id

@@ -27,14 +27,15 @@ def campaign_totals_sql(dialect: Dialect) -> list[SqlStep]:
 SELECT campaign_id,
        count(*) AS exchanges, count(DISTINCT account_id) AS accounts,
        min(ts) AS first_seen, max(ts) AS last_seen,
-       count(DISTINCT prompt_hash) * 1.0 / count(*) AS distinct_prompt_share,
+       CAST(count(DISTINCT prompt_hash) AS DOUBLE) / count(*) AS distinct_prompt_share,
        count(DISTINCT client_ip) AS distinct_ips,
-       count(DISTINCT regexp_replace(client_ip, '\\.[0-9]+$', '')) AS distinct_prefixes,
+       count(DISTINCT {dialect.ipv4_prefix('client_ip')}) AS distinct_prefixes,
        count(DISTINCT client_asn) AS distinct_asns,
-       avg(CASE WHEN client_asn_kind IN ({_ANON}) THEN 1.0 ELSE 0.0 END) AS anonymising_share,
-       avg(CASE WHEN client_asn_kind = 'hosting' THEN 1.0 ELSE 0.0 END) AS hosting_share,
+       avg(CASE WHEN client_asn_kind IN ({_ANON}) THEN 1 ELSE 0 END) AS anonymising_share,
+       avg(CASE WHEN client_asn_kind = 'hosting' THEN 1 ELSE 0 END) AS hosting_share,
        count(DISTINCT model) AS models,
-       count(*) * 1.0 / count(DISTINCT concat(account_id, '|', CAST(day AS {dialect.string_type})))
+       CAST(count(*) AS DOUBLE)
+           / count(DISTINCT concat(account_id, '|', CAST(day AS {dialect.string_type})))
            AS per_account_day
 FROM __dw__scan_member_exchanges GROUP BY campaign_id
 """
@@ -113,14 +114,15 @@ GROUP BY m.campaign_id, f.client_asn, coalesce(f.client_asn_kind, 'unknown')
     return [SqlStep(sql, "__dw__scan_networks")]
 
 
-def prefixes_sql() -> list[SqlStep]:
+def prefixes_sql(dialect: Dialect) -> list[SqlStep]:
     """/24 prefixes and exact IPs that several accounts of a campaign send from."""
+    prefix = dialect.ipv4_prefix("f.client_ip", ".0/24")
     sql = f"""
-SELECT m.campaign_id, regexp_replace(f.client_ip, '\\.[0-9]+$', '.0/24') AS prefix,
+SELECT m.campaign_id, {prefix} AS prefix,
        count(DISTINCT m.account_id) AS accounts, count(*) AS exchanges
 FROM {MEMBERS} m JOIN __dw__features f ON f.account_id = m.account_id
 WHERE f.client_ip LIKE '%.%.%.%'
-GROUP BY m.campaign_id, regexp_replace(f.client_ip, '\\.[0-9]+$', '.0/24')
+GROUP BY m.campaign_id, {prefix}
 HAVING count(DISTINCT m.account_id) >= 2
 """
     return [SqlStep(sql, "__dw__scan_prefixes")]

@@ -43,10 +43,17 @@ def template_opening(skeleton: str | None, words: int = 8) -> str:
     return " ".join(opening[:words]) + (" …" if len(opening) > words else "")
 
 
+def _in_order(rows: list[dict]) -> list[dict]:
+    """Rows sorted on all their columns: engines return rows in no set order, and the lists
+    below are cut after sorting on one figure, where ties must fall the same way."""
+    return sorted(rows, key=lambda row: tuple((value is None, 0 if value is None else value)
+                                              for value in row.values()))
+
+
 def _run(engine: Engine, steps) -> dict[str, list[dict]]:
     pipeline = SqlPipeline()
     pipeline.extend(steps)
-    rows = engine.run(pipeline).to_pylist()
+    rows = _in_order(engine.run(pipeline).to_pylist())
     grouped: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         grouped[row.pop("campaign_id")].append(row)
@@ -83,7 +90,7 @@ def build_campaigns(engine: Engine, ids: np.ndarray, campaign_of: np.ndarray,
                                                 "__dw__scan_capabilities"))
     daily = _run(engine, q.daily_sql(dialect))
     networks = _run(engine, q.networks_sql())
-    prefixes = _run(engine, q.prefixes_sql())
+    prefixes = _run(engine, q.prefixes_sql(dialect))
     countries = _run(engine, q.breakdown_sql("client_country", "country", "??",
                                              "__dw__scan_countries"))
     models = _run(engine, q.breakdown_sql("model", "model", "unknown", "__dw__scan_models"))
