@@ -2,7 +2,7 @@
 
 Usage:
     python -m benchmarks.scan --preset stress --worlds /tmp/worlds [--parts N]
-        [--memory-limit 6GB] [--workers 2]
+        [--memory-limit 6GB] [--workers 2] [--engine spark] [--threads 2]
 
 Builds (or reuses) the `stress` world (~31M exchanges as Parquet parts), optionally keeps only
 its first N parts (``--parts 32`` is ~10M exchanges, for the memory-flatness check), then
@@ -133,44 +133,85 @@ def fingerprint_rate(folder: Path) -> float:
     return rows / seconds
 
 
-def run(world: Path, parts: int | None, memory_limit: str | None, workers: int | None,
-        threads: int | None) -> dict:
-    """Ingest and scan the (partial) stress world; figures per stage."""
+def _open(engine_name: str, out: Path, folder: Path, world: Path, memory_limit: str | None,
+          workers: int | None, threads: int | None, sink):
+    """(engine, ingest report): the (partial) world ingested into a fresh store."""
+    import shutil
+
+    from distillwatch.ingest.accounts import read_accounts
+
+    _, rows = read_accounts(world / "accounts.jsonl", sink)
+    if engine_name == "spark":
+        from distillwatch.engine.spark import SparkEngine, build_session
+        from distillwatch.ingest.spark_ingest import ingest_parquet, store_accounts_parquet
+
+        store = out / "store-spark"
+        shutil.rmtree(store, ignore_errors=True)
+        spark = build_session(f"local[{threads or 2}]", memory_limit)
+        report = ingest_parquet(spark, [str(folder)], str(store), KEY, sink)
+        store_accounts_parquet(spark, str(store), rows)
+        return SparkEngine(str(store), spark=spark), report
     from distillwatch.engine import DuckDBEngine
-    from distillwatch.evaluate import evaluate, load_labels, load_scan_output
-    from distillwatch.ingest.accounts import read_accounts, store_accounts
-    from distillwatch.ingest.rejects import RejectSink
+    from distillwatch.ingest.accounts import store_accounts
     from distillwatch.ingest.store import ingest
+
+    for stale in out.glob("store.duckdb*"):
+        stale.unlink() if stale.is_file() else shutil.rmtree(stale)
+    engine = DuckDBEngine(out / "store.duckdb", memory_limit=memory_limit, threads=threads)
+    report = ingest(engine, [folder], sink, KEY, workers=workers)
+    store_accounts(engine, rows)
+    return engine, report
+
+
+def run(world: Path, parts: int | None, memory_limit: str | None, workers: int | None,
+        threads: int | None, engine_name: str = "duckdb", settings: dict | None = None,
+        ingest_only: bool = False) -> dict:
+    """Ingest and scan the (partial) stress world on one engine; figures per stage.
+
+    ``ingest_only`` stops after ingest (no scan, no evaluation).
+    """
+    from distillwatch.evaluate import evaluate, load_labels, load_scan_output
+    from distillwatch.ingest.rejects import RejectSink
     from distillwatch.report.writer import write_scan
     from distillwatch.watcher import Watcher
 
     folder = parts_of(world, parts)
     limits = raw_limits(folder)
     per_core = fingerprint_rate(folder)
-    out = world / f"scale-{parts or 'all'}"
+    out = world / f"scale-{parts or 'all'}-{engine_name}"
     out.mkdir(exist_ok=True)
-    store = out / "store.duckdb"
-    for stale in out.glob("store.duckdb*"):
-        stale.unlink()
     stages: dict[str, float] = {}
     with TreeMemory() as memory:
-        engine = DuckDBEngine(store, memory_limit=memory_limit, threads=threads)
         sink = RejectSink(out / "rejected.jsonl")
         started = time.perf_counter()
-        report = ingest(engine, [folder], sink, KEY, workers=workers)
-        stats, rows = read_accounts(world / "accounts.jsonl", sink)
-        store_accounts(engine, rows)
+        engine, report = _open(engine_name, out, folder, world, memory_limit, workers, threads,
+                               sink)
         stages["ingest"] = time.perf_counter() - started
         ingest_peak = memory.peak
+        if ingest_only:
+            engine.close()
+            sink.close()
+            figures = {"engine": engine_name, "parts": parts, "exchanges": report.stored,
+                       "rejected": report.rejected, "raw_limits": limits,
+                       "fingerprint_per_core_per_s": per_core, "stages_s": stages,
+                       "end_to_end_s": stages["ingest"], "peak_rss_mb": ingest_peak / 2**20,
+                       "ingest_peak_rss_mb": ingest_peak / 2**20,
+                       "memory_limit": memory_limit, "workers": workers, "settings": {},
+                       "ingest_only": True}
+            (out / "scale-ingest.json").write_bytes(orjson.dumps(figures,
+                                                                 option=orjson.OPT_INDENT_2))
+            return figures
         marks: list[tuple[str, float]] = []
-        watcher = Watcher(engine)
+        from distillwatch.settings import Settings
+
+        watcher = Watcher(engine, Settings.from_path_or_dict(settings))
         result = watcher.scan(progress=lambda message: marks.append((message, time.perf_counter())))
         finished = time.perf_counter()
         for (name, at), (_, until) in zip(marks, [*marks[1:], ("end", finished)], strict=True):
             stages[name] = until - at
         started = time.perf_counter()
         write_scan(out, result, rejected={"count": sink.count, "reasons": []}, ingest=[],
-                   settings={"engine": "duckdb"}, fingerprint_key_id="k-benchmark")
+                   settings={"engine": engine_name}, fingerprint_key_id="k-benchmark")
         stages["reports"] = time.perf_counter() - started
         engine.drop_all()
         engine.close()
@@ -178,11 +219,11 @@ def run(world: Path, parts: int | None, memory_limit: str | None, workers: int |
     exchanges = report.stored
     evaluation = evaluate(load_labels(world), load_scan_output(out)).to_dict()
     figures = {
-        "parts": parts, "exchanges": exchanges, "rejected": report.rejected,
+        "engine": engine_name, "parts": parts, "exchanges": exchanges, "rejected": report.rejected,
         "raw_limits": limits, "fingerprint_per_core_per_s": per_core,
         "stages_s": stages, "end_to_end_s": sum(stages.values()),
         "peak_rss_mb": memory.peak / 2**20, "ingest_peak_rss_mb": ingest_peak / 2**20,
-        "memory_limit": memory_limit, "workers": workers,
+        "memory_limit": memory_limit, "workers": workers, "settings": settings or {},
         "campaign_recall": evaluation["campaign_recall"], "heavy_fpr": evaluation["heavy_fpr"],
         "account_precision": evaluation["account_precision"],
         "account_recall": evaluation["account_recall"],
@@ -194,7 +235,8 @@ def run(world: Path, parts: int | None, memory_limit: str | None, workers: int |
 def print_figures(figures: dict) -> None:
     limit = figures["raw_limits"]["read_and_hash_per_s"]
     exchanges = figures["exchanges"]
-    print(f"\n{exchanges:,} exchanges ({figures['parts'] or 'all'} parts); raw limits on one "
+    print(f"\n{figures['engine']}: {exchanges:,} exchanges ({figures['parts'] or 'all'} "
+          "parts); raw limits on one "
           f"core: read {figures['raw_limits']['read_per_s']:,.0f}/s, read + hash "
           f"{limit:,.0f}/s")
     print("\n| stage | seconds | exchanges/s | ratio to read + hash (1 core) |")
@@ -209,7 +251,9 @@ def print_figures(figures: dict) -> None:
           f"{exchanges / figures['end_to_end_s']:,.0f} | – |")
     print(f"\npeak RSS (process tree): {figures['peak_rss_mb']:,.0f} MB (ingest "
           f"{figures['ingest_peak_rss_mb']:,.0f} MB); memory limit "
-          f"{figures['memory_limit'] or 'DuckDB default'}")
+          f"{figures['memory_limit'] or 'DuckDB default'}; settings {figures['settings']}")
+    if figures.get("ingest_only"):
+        return
     print(f"campaign recall {figures['campaign_recall']:.2f}, account precision "
           f"{figures['account_precision']:.4f}, recall {figures['account_recall']:.4f}, "
           f"heavy-user FPR {figures['heavy_fpr']:.3f}")

@@ -3,7 +3,7 @@
 Usage:
     python -m benchmarks.scan --seeds 1 2 3 --worlds /tmp/worlds [--ablation] [--replay]
     python -m benchmarks.scan --preset stress --worlds /tmp/worlds [--parts N]
-        [--memory-limit 6GB] [--workers 2]      # scale: see benchmarks/scale.py
+        [--memory-limit 6GB] [--workers 2] [--engine spark]   # scale: benchmarks/scale.py
 
 For each seed: builds (or reuses) the world, ingests it once into a store (reused when
 present), runs ``distillwatch scan`` on it, evaluates against the labels and prints a
@@ -89,7 +89,14 @@ def main() -> None:
     parser.add_argument("--memory-limit", default=None, help="stress: DuckDB memory limit")
     parser.add_argument("--workers", type=int, default=None,
                         help="stress: fingerprinting processes (default one per core)")
-    parser.add_argument("--threads", type=int, default=None, help="stress: DuckDB threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="stress: DuckDB threads, or N of Spark's local[N]")
+    parser.add_argument("--engine", default="duckdb", choices=["duckdb", "spark"],
+                        help="stress: the engine to measure")
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="stress: measure ingest alone (no scan)")
+    parser.add_argument("--max-block", type=int, default=None,
+                        help="stress: link.max_block (accounts paired per block of a token)")
     args = parser.parse_args()
 
     corpus = Corpus.load(CACHE)
@@ -97,7 +104,9 @@ def main() -> None:
         from benchmarks.scale import print_figures, run
 
         world, _ = world_for(args.seeds[0], args.worlds, "stress", corpus)
-        print_figures(run(world, args.parts, args.memory_limit, args.workers, args.threads))
+        settings = {"link": {"max_block": args.max_block}} if args.max_block else None
+        print_figures(run(world, args.parts, args.memory_limit, args.workers, args.threads,
+                          args.engine, settings, args.ingest_only))
         return
     rows, ablation_rows = [], []
     for seed in args.seeds:
