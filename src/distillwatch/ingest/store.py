@@ -154,29 +154,28 @@ def merge_staging(engine: Engine, rejects: RejectSink | None = None
     return stored, staged - duplicates.num_rows - stored, per_source
 
 
-def _fingerprint(path: Path) -> tuple[str, int, int]:
+def _file_identity(path: Path) -> tuple[str, int, int]:
+    """(path as an SQL string literal's content, size, mtime): what tells a file read before."""
     if path.is_dir():
         parts = sorted(path.glob("part-*.parquet"))
-        return (str(path), sum(p.stat().st_size for p in parts),
+        return (str(path).replace("'", "''"), sum(p.stat().st_size for p in parts),
                 max((p.stat().st_mtime_ns for p in parts), default=0))
     stat = path.stat()
-    return str(path), stat.st_size, stat.st_mtime_ns
+    return str(path).replace("'", "''"), stat.st_size, stat.st_mtime_ns
 
 
 def _already_ingested(engine: Engine, path: Path) -> dict | None:
-    source, size, mtime = _fingerprint(path)
+    source, size, mtime = _file_identity(path)
     rows = engine.fetch_arrow(
-        f"SELECT accepted, rejected, read FROM {FILES_TABLE} WHERE source = "
-        f"'{source.replace(chr(39), chr(39) * 2)}' AND size = {size} AND mtime_ns = {mtime}"
-    ).to_pylist()
+        f"SELECT accepted, rejected, read FROM {FILES_TABLE} WHERE source = '{source}' "
+        f"AND size = {size} AND mtime_ns = {mtime}").to_pylist()
     return rows[0] if rows else None
 
 
 def _log_file(engine: Engine, path: Path, stats: FileStats) -> None:
-    source, size, mtime = _fingerprint(path)
-    quoted = source.replace("'", "''")
-    engine.execute(f"DELETE FROM {FILES_TABLE} WHERE source = '{quoted}'", "file log")
-    engine.execute(f"INSERT INTO {FILES_TABLE} VALUES ('{quoted}', {size}, {mtime}, "
+    source, size, mtime = _file_identity(path)
+    engine.execute(f"DELETE FROM {FILES_TABLE} WHERE source = '{source}'", "file log")
+    engine.execute(f"INSERT INTO {FILES_TABLE} VALUES ('{source}', {size}, {mtime}, "
                    f"{stats.accepted}, {stats.rejected}, {stats.read})", "file log")
 
 
@@ -303,7 +302,7 @@ def ingest(engine: Engine, paths: Sequence[Path], rejects: RejectSink, key: byte
         logger.warning("merged %d exchanges staged by an interrupted ingest", recovered)
         report.recovered = recovered
     files = input_files(list(paths))
-    size = sum(_fingerprint(p)[1] for p in files)
+    size = sum(_file_identity(p)[1] for p in files)
     chosen = workers if workers is not None else default_workers()
     runner = _Runner(key, chosen if size >= POOL_MIN_BYTES else 1)
     seq = 0
