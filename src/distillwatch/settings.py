@@ -25,9 +25,14 @@ class LinkSettings:
             the account's exchanges ...
         scaffold_min_share: ... and at least this share of them (templated use, not a phrase
             that happens to recur).
-        max_block: Sharers of one token are paired in blocks of at most this many accounts
-            (ordered by account id), so a token shared by 100k accounts costs linear, not
-            quadratic, work.
+        max_block: A token shared by at most this many accounts compares every pair of its
+            sharers ...
+        pair_window: ... a token shared by more compares each sharer only with its neighbours
+            within windows of this many accounts, in three orders (account id, and the
+            accounts' smallest scaffold / network token, so that accounts with the same
+            tokens sit side by side): a token shared by 100k accounts costs linear, not
+            quadratic, work. Two accounts that are compared get their evidence counted over
+            every token they share.
         signup_bucket_hours: Width of the sign-up / first-activity buckets.
         burst_min_accounts: A bucket is a burst with at least this many accounts ...
         burst_ratio: ... and at least this multiple of the median bucket.
@@ -42,7 +47,8 @@ class LinkSettings:
 
     scaffold_min_uses: int = 2
     scaffold_min_share: float = 0.1
-    max_block: int = 2000
+    max_block: int = 256
+    pair_window: int = 64
     signup_bucket_hours: float = 6.0
     burst_min_accounts: int = 8
     burst_ratio: float = 4.0

@@ -130,3 +130,42 @@ def test_pairs_record_the_evidence_per_family(engine, family_strength):
     pipeline = SqlPipeline()
     pipeline.enqueue("SELECT count(*) AS n FROM __dw__link_edges", "__dw__t_count")
     assert engine.run(pipeline).to_pylist() == [{"n": 6}]
+
+
+def _pairs(engine) -> dict[tuple[str, str], dict]:
+    rows = engine.fetch_arrow("SELECT * FROM __dw__link_pairs", "pairs").to_pylist()
+    return {(r["a"], r["b"]): r for r in rows}
+
+
+def test_a_hydra_larger_than_max_block_is_one_cluster_compared_in_windows(engine):
+    # 24 accounts share a scaffold and a proxy pool: with max_block 8 their tokens are "large",
+    # so each account is compared only with its window neighbours, not with all 23 others.
+    pool = [f"198.51.100.{n}" for n in range(1, 6)]
+    rows = ring("hydra", 24, pool, TEMPLATE) + bystanders()
+    load(engine, rows, [])
+    settings = LinkSettings(max_block=8, pair_window=4)
+    found = {r["node"]: r["component"] for r in link_accounts(engine, settings).to_pylist()}
+    hydra = {f"hydra{a}" for a in range(24)}
+    assert {a for a in found if a.startswith("hydra")} == hydra
+    assert len({found[a] for a in hydra}) == 1
+    assert not any(a.startswith("user") for a in found)
+    pairs = _pairs(engine)
+    assert len(pairs) < 24 * 23 / 2 / 2  # windows, not all pairs
+    # A pair that is compared has its evidence counted over every token it shares: the 16
+    # scaffold keys (the head key is the first band), the pool's IPs and its /24.
+    compared = next(r for k, r in pairs.items() if k[0].startswith("hydra")
+                    and k[1].startswith("hydra"))
+    assert compared["scaffold_tokens"] == 16
+    assert compared["network_tokens"] == len(pool) + 1
+
+
+def test_small_tokens_give_the_same_pairs_and_evidence_as_before(engine):
+    # Below max_block every pair of sharers is compared, token by token, so lowering
+    # max_block to the size of these rings changes nothing.
+    rows = (ring("ring", 6, ["198.51.100.7", "198.51.100.8"], TEMPLATE)
+            + ring("other", 5, ["192.0.2.7"], [b + 100 for b in TEMPLATE]) + bystanders())
+    load(engine, rows, [])
+    link_accounts(engine, LinkSettings(max_block=2000))
+    wide = _pairs(engine)
+    link_accounts(engine, LinkSettings(max_block=6, pair_window=64))
+    assert _pairs(engine) == wide

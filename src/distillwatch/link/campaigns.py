@@ -6,7 +6,8 @@ import logging
 
 from distillwatch.engine import Engine, EngineFrame, SqlPipeline
 from distillwatch.link.components import connected_components
-from distillwatch.link.pairs_sql import EDGES, edge_sqls, pair_sqls
+from distillwatch.link.pairs_sql import EDGES, candidate_edge_sql, pair_sqls
+from distillwatch.link.support import supported_edges
 from distillwatch.link.tokens_sql import token_sqls
 from distillwatch.settings import LinkSettings
 
@@ -30,9 +31,12 @@ def link_accounts(engine: Engine, settings: LinkSettings,
     """
     for steps in (token_sqls(engine.dialect, settings),
                   pair_sqls(engine.dialect, settings, disabled_families),
-                  edge_sqls(settings)):
+                  [candidate_edge_sql(settings)]):
         pipeline = SqlPipeline()
         pipeline.extend(steps)
         frame = engine.run(pipeline)
         logger.info("link: %s has %d rows", frame.templated_name, frame.count())
+    edges = supported_edges(frame.to_arrow(), settings.edge_min_support)
+    engine.register(EDGES, edges)
+    logger.info("link: %s has %d rows", EDGES, edges.num_rows)
     return connected_components(engine, EDGES)

@@ -57,26 +57,80 @@ def pair_sqls(dialect: Dialect, settings: LinkSettings,
     df = f"""
 SELECT kind, token, count(*) AS df FROM {TOKENS} GROUP BY kind, token HAVING count(*) >= 2
 """
-    blocks = f"""
-SELECT t.account_id, t.kind, t.family, t.token, t.strength,
+    shared_tokens = f"""
+SELECT t.account_id, t.kind, t.family, t.token, t.strength, d.df,
        least({IDF_CAP},
              ln(CAST((SELECT count(DISTINCT account_id) FROM __dw__features) AS DOUBLE)
-                / d.df)) AS idf,
-       CAST(floor((row_number() OVER (PARTITION BY t.kind, t.token ORDER BY t.account_id) - 1)
-                  / {settings.max_block}) AS BIGINT) AS block
+                / d.df)) AS idf
 FROM {TOKENS} t JOIN __dw__link_token_df d ON d.kind = t.kind AND d.token = t.token
 """
-    shared = """
-SELECT x.account_id AS a, y.account_id AS b, x.kind, x.family,
-       sum(x.idf) AS idf_sum, max(least(x.strength, y.strength)) AS burst, count(*) AS tokens
-FROM __dw__link_blocks x
-JOIN __dw__link_blocks y
-  ON y.kind = x.kind AND y.token = x.token AND y.block = x.block AND y.account_id > x.account_id
+    # Tokens shared by more than max_block accounts are not paired sharer by sharer. Each
+    # account that carries one gets keys from its set of such tokens: the smallest and the
+    # largest scaffold token and the smallest network token (tokens are keyed hashes, so each
+    # is a MinHash of one permutation). Accounts with (nearly) the same tokens get the same
+    # keys; sorted by a key, the accounts of one operator sit side by side, and each account
+    # is compared with its neighbours in windows of pair_window accounts.
+    big = settings.max_block
+    order_keys = f"""
+SELECT account_id,
+       min(CASE WHEN family = 'scaffold' THEN token END) AS k_scaffold_min,
+       max(CASE WHEN family = 'scaffold' THEN token END) AS k_scaffold_max,
+       min(CASE WHEN family = 'network' THEN token END) AS k_network
+FROM __dw__link_shared_tokens WHERE df > {big} GROUP BY account_id
+"""
+    window = settings.pair_window
+    passes = " UNION ALL ".join(f"""
+SELECT account_id, '{key}' AS pass,
+       CAST(floor((row_number() OVER (ORDER BY {key} NULLS LAST, account_id) - 1) / {window})
+            AS BIGINT) AS block
+FROM __dw__link_order_keys WHERE {key} IS NOT NULL""" for key in ("k_scaffold_min", "k_scaffold_max", "k_network"))
+    # Evidence of the tokens shared by at most max_block accounts: every pair of sharers.
+    small_rows = f"""
+SELECT x.account_id AS a, y.account_id AS b, x.kind, x.family, x.idf,
+       least(x.strength, y.strength) AS burst
+FROM __dw__link_shared_tokens x
+JOIN __dw__link_shared_tokens y
+  ON y.kind = x.kind AND y.token = x.token AND y.account_id > x.account_id
 LEFT JOIN __dw__accounts ox ON ox.account_id = x.account_id
 LEFT JOIN __dw__accounts oy ON oy.account_id = y.account_id
+WHERE x.df <= {big}
+  AND (ox.organization_id IS NULL OR oy.organization_id IS NULL
+       OR ox.organization_id <> oy.organization_id)
+"""
+    window_rows = """
+SELECT x.account_id AS a, y.account_id AS b
+FROM __dw__link_windows x
+JOIN __dw__link_windows y
+  ON y.pass = x.pass AND y.block = x.block AND y.account_id > x.account_id
+UNION ALL
+SELECT least(x.account_id, y.account_id) AS a, greatest(x.account_id, y.account_id) AS b
+FROM __dw__link_windows x
+JOIN __dw__link_windows y ON y.pass = x.pass AND y.block = x.block + 1
+"""
+    # The pairs compared: those sharing a small token, and window neighbours.
+    candidates = """
+SELECT DISTINCT a, b FROM __dw__link_small_rows
+UNION
+SELECT c.a, c.b
+FROM __dw__link_window_rows c
+LEFT JOIN __dw__accounts ox ON ox.account_id = c.a
+LEFT JOIN __dw__accounts oy ON oy.account_id = c.b
 WHERE ox.organization_id IS NULL OR oy.organization_id IS NULL
    OR ox.organization_id <> oy.organization_id
-GROUP BY x.account_id, y.account_id, x.kind, x.family
+"""
+    # ... and their evidence over the large tokens they share, so that every pair compared
+    # has its evidence counted over every token.
+    big_tokens = f"SELECT * FROM __dw__link_shared_tokens WHERE df > {big}"
+    big_rows = """
+SELECT c.a, c.b, x.kind, x.family, x.idf, least(x.strength, y.strength) AS burst
+FROM __dw__link_candidate_pairs c
+JOIN __dw__link_big_tokens x ON x.account_id = c.a
+JOIN __dw__link_big_tokens y ON y.account_id = c.b AND y.kind = x.kind AND y.token = x.token
+"""
+    shared = """
+SELECT a, b, kind, family, sum(idf) AS idf_sum, max(burst) AS burst, count(*) AS tokens
+FROM (SELECT * FROM __dw__link_small_rows UNION ALL SELECT * FROM __dw__link_big_rows)
+GROUP BY a, b, kind, family
 """
     off = ", ".join(f"'{f}'" for f in disabled_families) or "''"
     kinds = f"""
@@ -105,19 +159,19 @@ FROM __dw__link_family_rows GROUP BY a, b
 SELECT DISTINCT account_id, CAST(floor({epoch} / {bucket_s}) AS BIGINT) AS bucket
 FROM __dw__features
 """
-    bucket_counts = """
-SELECT account_id, count(*) AS buckets FROM __dw__link_buckets GROUP BY account_id
+    # Each account's buckets as one list: the overlap of two lists is computed in one pass
+    # over both, where joining pairs with buckets row by row costs pairs x buckets.
+    bucket_counts = f"""
+SELECT account_id, count(*) AS buckets, {dialect.collect_list('bucket')} AS bucket_list
+FROM __dw__link_buckets GROUP BY account_id
 """
     co_active = f"""
-SELECT p.a, p.b, count(*) AS co
+SELECT p.a, p.b, {dialect.intersect_size('ca.bucket_list', 'cb.bucket_list')} AS co
 FROM __dw__link_pivot p
 JOIN __dw__link_bucket_counts ca
   ON ca.account_id = p.a AND ca.buckets >= {settings.sync_min_buckets}
 JOIN __dw__link_bucket_counts cb
   ON cb.account_id = p.b AND cb.buckets >= {settings.sync_min_buckets}
-JOIN __dw__link_buckets xa ON xa.account_id = p.a
-JOIN __dw__link_buckets xb ON xb.account_id = p.b AND xb.bucket = xa.bucket
-GROUP BY p.a, p.b
 """
     theta = settings.family_min_strength
     count_families = " + ".join(
@@ -142,7 +196,14 @@ FROM __dw__link_timed
 """
     return [
         SqlStep(df, "__dw__link_token_df"),
-        SqlStep(blocks, "__dw__link_blocks"),
+        SqlStep(shared_tokens, "__dw__link_shared_tokens"),
+        SqlStep(order_keys, "__dw__link_order_keys"),
+        SqlStep(passes, "__dw__link_windows"),
+        SqlStep(small_rows, "__dw__link_small_rows"),
+        SqlStep(window_rows, "__dw__link_window_rows"),
+        SqlStep(candidates, "__dw__link_candidate_pairs"),
+        SqlStep(big_tokens, "__dw__link_big_tokens"),
+        SqlStep(big_rows, "__dw__link_big_rows"),
         SqlStep(shared, "__dw__link_shared"),
         SqlStep(kinds, "__dw__link_kinds"),
         SqlStep(by_family, "__dw__link_family_rows"),
@@ -155,46 +216,10 @@ FROM __dw__link_timed
     ]
 
 
-def edge_sqls(settings: LinkSettings) -> list[SqlStep]:
-    """Steps that keep the pairs whose evidence makes an edge (``__dw__link_edges``).
-
-    A candidate edge must also be embedded in its neighbourhood: the two accounts share at
-    least one neighbour, and ``edge_min_support`` of the smaller degree. Accounts of one operator
-    form a dense block, so their edges are supported many times over; a coincidence between
-    two operators (two campaigns that opened accounts the same day behind one proxy provider)
-    is a bridge with almost no common neighbours, and is dropped rather than merging them.
-    """
-    candidates = f"""
+def candidate_edge_sql(settings: LinkSettings) -> SqlStep:
+    """The pairs whose evidence makes a candidate edge (``a``, ``b``, ``strength``); which
+    of them are kept is decided by their common neighbours (``link.support``)."""
+    return SqlStep(f"""
 SELECT a, b, strength FROM {PAIRS}
 WHERE families >= {settings.edge_min_families} AND strength >= {settings.edge_min_strength}
-"""
-    both_ways = """
-SELECT a AS x, b AS y FROM __dw__link_candidates
-UNION ALL SELECT b AS x, a AS y FROM __dw__link_candidates
-"""
-    degrees = "SELECT x, count(*) AS degree FROM __dw__link_both_ways GROUP BY x"
-    common = """
-SELECT c.a, c.b, count(*) AS common
-FROM __dw__link_candidates c
-JOIN __dw__link_both_ways n1 ON n1.x = c.a
-JOIN __dw__link_both_ways n2 ON n2.x = c.b AND n2.y = n1.y
-GROUP BY c.a, c.b
-"""
-    supported = """
-SELECT c.a, c.b, c.strength, coalesce(m.common, 0) AS common,
-       least(da.degree, db.degree) AS min_degree
-FROM __dw__link_candidates c
-JOIN __dw__link_degrees da ON da.x = c.a
-JOIN __dw__link_degrees db ON db.x = c.b
-LEFT JOIN __dw__link_common m ON m.a = c.a AND m.b = c.b
-"""
-    kept = f"""
-SELECT a, b, strength, common FROM __dw__link_supported
-WHERE common >= greatest(1.0, {settings.edge_min_support} * (min_degree - 1))
-"""
-    return [SqlStep(candidates, "__dw__link_candidates"),
-            SqlStep(both_ways, "__dw__link_both_ways"),
-            SqlStep(degrees, "__dw__link_degrees"),
-            SqlStep(common, "__dw__link_common"),
-            SqlStep(supported, "__dw__link_supported"),
-            SqlStep(kept, EDGES)]
+""", "__dw__link_candidates")
