@@ -12,13 +12,34 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-.PHONY: install demo test lint simulate-ci
+# The LiteLLM guardrail's tests run a real LiteLLM proxy from its own venv: litellm[proxy]
+# wants rich<14 where distillwatch pins rich==15.0.0, so LiteLLM is installed first,
+# distillwatch with --no-deps, then only what the adapter imports (pins read from
+# pyproject.toml, held to LiteLLM's versions). Pinned exactly: 1.107.0 was reported compromised.
+LITELLM         ?= litellm[proxy]==1.102.4
+LITELLM_VENV    ?= .venv-litellm
+LITELLM_DW_DEPS  = prometheus-client typer pyarrow rensa zstandard stix2
+LBIN             = $(LITELLM_VENV)/bin
+PIP_Q            = --quiet --disable-pip-version-check
+
+$(LBIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LBIN)/python -m pip install $(PIP_Q) '$(LITELLM)'
+	$(LBIN)/python -m pip install $(PIP_Q) --no-deps -e .
+	$(LBIN)/python -m pip freeze --exclude-editable > $(LITELLM_VENV)/constraints.txt
+	$(LBIN)/python -m pip install $(PIP_Q) -c $(LITELLM_VENV)/constraints.txt $$($(LBIN)/python \
+	  -c 'import sys, tomllib; deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; print(" ".join(d for d in deps if d.split("=")[0].strip() in sys.argv[1:]))' \
+	  $(LITELLM_DW_DEPS))
+	touch $@
+
+.PHONY: install demo test lint simulate-ci litellm-venv
 install: $(BIN)/.installed
+litellm-venv: $(LBIN)/.installed
 
 demo: $(BIN)/.installed
 	$(BIN)/distillwatch demo --out demo-out
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed $(LBIN)/.installed
 	$(BIN)/python -m pytest -q
 
 lint: $(BIN)/.installed

@@ -49,6 +49,7 @@ def _register_all() -> None:
 
     for module in (demo, scan, simulate, evaluate, ingest, data):
         module.register(app)
+    from distillwatch.cli import serve; serve.register(app)  # noqa: E702, I001
 
 
 def main() -> None:

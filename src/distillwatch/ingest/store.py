@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -41,6 +39,7 @@ from distillwatch.ingest.batches import BATCH_ROWS, Outcome, Task, run_task
 from distillwatch.ingest.readers import FileStats, detect_format, input_files
 from distillwatch.ingest.rejects import RejectSink
 from distillwatch.io.exchange_files import iter_lines
+from distillwatch.workers import watch_parent
 
 logger = logging.getLogger(__name__)
 
@@ -216,20 +215,6 @@ def _tasks(path: Path, fmt: str | None, stats: FileStats, rejects: RejectSink,
         logger.warning("%s: truncated after line %d (%s)", path, number, error)
     if lines:
         yield Task(str(path), "jsonl", lines=tuple(lines), since=since)
-
-
-def watch_parent(parent: int) -> None:
-    """In a worker: exit as soon as the process that started it is gone.
-
-    A killed scan (SIGKILL, the OOM killer) cannot shut its pool down; without this its
-    workers would wait for work forever, holding their memory.
-    """
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="watch-parent").start()
 
 
 class _Runner:

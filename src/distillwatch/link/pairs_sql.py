@@ -83,7 +83,8 @@ FROM __dw__link_shared_tokens WHERE df > {big} GROUP BY account_id
 SELECT account_id, '{key}' AS pass,
        CAST(floor((row_number() OVER (ORDER BY {key} NULLS LAST, account_id) - 1) / {window})
             AS BIGINT) AS block
-FROM __dw__link_order_keys WHERE {key} IS NOT NULL""" for key in ("k_scaffold_min", "k_scaffold_max", "k_network"))
+FROM __dw__link_order_keys WHERE {key} IS NOT NULL"""
+        for key in ("k_scaffold_min", "k_scaffold_max", "k_network"))
     # Evidence of the tokens shared by at most max_block accounts: every pair of sharers.
     small_rows = f"""
 SELECT x.account_id AS a, y.account_id AS b, x.kind, x.family, x.idf,

@@ -1,0 +1,21 @@
+"""Worker processes that never outlive the process that started them."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+
+def watch_parent(parent: int) -> None:
+    """In a worker: exit as soon as the process that started it is gone.
+
+    A killed scan (SIGKILL, the OOM killer) cannot shut its pool down; without this its
+    workers would wait for work forever, holding their memory.
+    """
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="watch-parent").start()
