@@ -298,6 +298,9 @@ class FakeUpstream:
             headers["content-encoding"] = "gzip"
         response = Response(sent, media_type="application/json", headers=headers)
         response.raw_headers.append((b"X-Mixed-Case", b"Kept"))
+        big = int(request.headers.get("x-fake-big-header", "0"))
+        if big:  # a large answer header (a long cookie, a trace context)
+            response.raw_headers.append((b"x-big", b"b" * big))
         response.raw_headers.append((b"set-cookie", b"a=1; Path=/"))
         response.raw_headers.append((b"set-cookie", b"b=2; Path=/"))
         return response

@@ -358,6 +358,9 @@ def test_compressed_answers_redirects_and_header_names_pass_as_sent(make_gateway
     assert body == upstream.responses[-1]  # not decompressed on the way
     assert int(response.headers["content-length"]) == len(body)
     assert response.headers["x-mixed-case"] == "Kept"
+    large = gateway.client.post("/v1/chat/completions", json=chat_body(),
+                                headers={"x-fake-big-header": "12000"})
+    assert large.status_code == 200 and large.headers["x-big"] == "b" * 12000
     redirected = gateway.client.post("/v1/chat/completions", json=chat_body(),
                                      headers={"x-fake-redirect": "/v1/elsewhere"})
     assert redirected.status_code == 302  # passed on, not followed
@@ -388,3 +391,16 @@ def test_unknown_methods_and_bare_v1_are_starlettes(make_gateway):
     gateway = make_gateway()
     assert gateway.client.request("TRACE", "/v1/chat/completions").status_code == 405
     assert gateway.client.get("/v2/models").status_code == 404
+
+
+def test_a_client_leaving_mid_upload_is_not_an_upstream_failure(make_gateway, upstream):
+    gateway = make_gateway()
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /v1/files HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000\r\n\r\n"
+                     + b"x" * 1000)
+        time.sleep(0.2)  # the upload has started upstream; then the client goes
+    wait_for(lambda: gateway.client.get("/healthz").json()["upstream"]["connections"][
+        "in_use"] == 0)
+    assert gateway.client.get("/healthz").json()["upstream"]["ok"] is not False
+    assert gateway.client.get("/v1/models").status_code == 200  # and it goes on serving

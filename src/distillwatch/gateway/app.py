@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
 from typing import Any
+from urllib.parse import quote_from_bytes
 
 import orjson
 from multidict import CIMultiDict
@@ -263,6 +264,25 @@ async def _stream_body(receive: Receive) -> AsyncIterator[bytes]:
             return
 
 
+def _client_left(error: BaseException) -> bool:
+    """True if ``error`` came of :func:`_stream_body` finding the client gone."""
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, ClientDisconnected):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
+
+
+def _target_text(raw: bytes) -> str:
+    # The request target as sent; bytes outside ASCII (which aiohttp would write as UTF-8)
+    # percent-encoded, as an HTTP client must.
+    try:
+        return raw.decode("ascii")
+    except UnicodeDecodeError:
+        return quote_from_bytes(raw, safe="!#$%&'()*+,/:;=?@[]~")
+
+
 def _header_text(value: bytes) -> str:
     # aiohttp writes header values as UTF-8: a value that is UTF-8 passes byte for byte;
     # anything else (rare, obsolete) as Latin-1 read into UTF-8.
@@ -433,8 +453,8 @@ class Gateway:
     def _upstream_url(self, target: tuple[bytes, bytes | None]) -> URL:
         # The path and query as the client sent them (encoded=True: yarl re-quotes nothing).
         raw_path, query = target
-        url = URL(self.upstream + raw_path.decode("latin-1")
-                  + ("?" + query.decode("latin-1") if query else ""), encoded=True)
+        url = URL(self.upstream + _target_text(raw_path)
+                  + ("?" + _target_text(query) if query else ""), encoded=True)
         if len(self._urls) >= 1024:
             self._urls.clear()
         self._urls[target] = url
@@ -533,6 +553,8 @@ class Gateway:
         try:
             upstream = await self.pool.request(method, url, CIMultiDict(out_headers), content)
         except UPSTREAM_ERRORS as error:
+            if _client_left(error):
+                return  # the client left while its body was streamed: not the upstream's fault
             await self._upstream_failed(send, api, route, started, sent, error, now, account,
                                         key_id, ip, user_agent, body, parsed)
             return

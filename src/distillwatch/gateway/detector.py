@@ -186,7 +186,7 @@ class DetectorSettings:
 
     queue_size: int = 10_000
     max_batch: int = 1024
-    batch_wait_s: float = 0.005
+    batch_wait_s: float = 0.1
     executor: str = "process"
     weight_band: float = 0.5
     band_cap: float = 1.5

@@ -140,6 +140,7 @@ class ClientAddress:
 UPSTREAM_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError)
 # Sent only if the client sent them (aiohttp would otherwise add its own).
 _SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+_MAX_HEADER = 16_384
 
 
 def failure_kind(error: BaseException) -> str:
@@ -228,7 +229,9 @@ class UpstreamPool:
         self.session = aiohttp.ClientSession(
             connector=self._connector, cookie_jar=aiohttp.DummyCookieJar(),
             timeout=self._timeout, auto_decompress=False, trust_env=False,
-            skip_auto_headers=_SKIP_AUTO_HEADERS, raise_for_status=False)
+            skip_auto_headers=_SKIP_AUTO_HEADERS, raise_for_status=False,
+            # An answer's headers as large as httpx (h11) took: 16 KiB, not aiohttp's 8 KiB.
+            max_line_size=_MAX_HEADER, max_field_size=_MAX_HEADER, max_headers=512)
 
     def request(self, method: str, url: Any, headers: Any, data: Any
                 ) -> Any:

@@ -47,6 +47,8 @@ from distillwatch.gateway.decisions import (
 )
 
 logger = logging.getLogger(__name__)
+# Longest wait for Redis connections to close at shutdown.
+CLOSE_TIMEOUT_S = 2.0
 
 LAYERS = ("admin", "detector", "scan")
 
@@ -387,13 +389,14 @@ class RedisState(LocalState):
         """Stop the loops, push the last counts, disconnect."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            # A pub/sub read cancelled mid-way can leave its connection's close waiting:
+            # shutting down must not wait on it (SIGTERM must stop the gateway).
+            await asyncio.wait(self._tasks, timeout=CLOSE_TIMEOUT_S)
         with contextlib.suppress(*self._errors):
             await self._flush_counts()
         with contextlib.suppress(Exception):
-            await self._client.aclose()
+            await asyncio.wait_for(self._client.aclose(), CLOSE_TIMEOUT_S)
 
     @property
     def available(self) -> bool:
@@ -502,7 +505,7 @@ class RedisState(LocalState):
                 continue
             finally:
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(pubsub.aclose())
+                    await asyncio.wait_for(asyncio.shield(pubsub.aclose()), CLOSE_TIMEOUT_S)
             await asyncio.sleep(self.policy.redis_refresh_s)
 
     async def _refresh_loop(self) -> None:
