@@ -441,6 +441,24 @@ class Gateway:
     # -- the proxy --
     # A raw ASGI handler (no Starlette request or response objects on this path): it reads
     # the scope as uvicorn gives it and sends the answer as ASGI messages.
+    def decide(self, account: str | None, key_id: str | None, ip: str | None, now: float
+               ) -> tuple[str, int | None]:
+        """The decision in force for a request (counted in the metrics) and, for a rate
+        limit's throttle, the seconds until it lifts; ``unavailable`` under fail-closed while
+        the shared state is unreachable."""
+        if not self.state.available:
+            self.metrics.decision("unavailable", "state")
+            return "unavailable", None
+        decision = self.state.decision_for(account, key_id, ip, now)
+        if decision is None:
+            self.metrics.decision("allow", "default")
+            return "allow", None
+        self.metrics.decision(decision.kind, decision.source)
+        retry = None
+        if decision.kind == "throttle" and decision.source == "limit" and decision.expires_at:
+            retry = max(1, math.ceil(decision.expires_at - now))
+        return decision.kind, retry
+
     async def _send_refusal(self, send: Send, api: str | None, kind: str, route: str,
                             started: float, retry_after: int | None = None) -> None:
         answer = self.answers.get(api, kind, retry_after)
@@ -486,24 +504,14 @@ class Gateway:
             ip = self.addresses.resolve(ip, forwarded.decode("latin-1") if forwarded else None)
         now = time.time()
         metrics = self.metrics
-        if not self.state.available:
-            metrics.decision("unavailable", "state")
+        kind, retry = self.decide(account, key_id, ip, now)
+        if kind == "unavailable":
             await self._send_refusal(send, api, "unavailable", route, started)
             return
-        decision = self.state.decision_for(account, key_id, ip, now)
-        if decision is None:
-            metrics.decision("allow", "default")
-            kind = "allow"
-        else:
-            kind = decision.kind
-            metrics.decision(kind, decision.source)
         user_agent = headers.get(b"user-agent")
         user_agent = user_agent.decode("utf-8", "replace") if user_agent else None
         sink = self.sink
         if kind in REFUSING:
-            retry = None
-            if kind == "throttle" and decision.source == "limit" and decision.expires_at:
-                retry = max(1, math.ceil(decision.expires_at - now))
             if sink is not None and api is not None and self.policy.log_refused:
                 body = await _read_body(receive)
                 if body is None:

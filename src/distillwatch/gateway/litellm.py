@@ -81,7 +81,6 @@ import asyncio
 import atexit
 import contextlib
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -458,21 +457,7 @@ class LiteLLMEnforcer:
     # -- the pre-call hook --
     def _decide(self, account: str | None, key_id: str | None, ip: str | None, now: float
                 ) -> tuple[str, int | None]:
-        # The steps of Gateway.proxy between identity and forwarding (see the hand-back note:
-        # to become one shared Gateway method).
-        gateway = self.gateway
-        if not gateway.state.available:
-            gateway.metrics.decision("unavailable", "state")
-            return "unavailable", None
-        decision = gateway.state.decision_for(account, key_id, ip, now)
-        if decision is None:
-            gateway.metrics.decision("allow", "default")
-            return "allow", None
-        gateway.metrics.decision(decision.kind, decision.source)
-        retry = None
-        if decision.kind == "throttle" and decision.source == "limit" and decision.expires_at:
-            retry = max(1, math.ceil(decision.expires_at - now))
-        return decision.kind, retry
+        return self.gateway.decide(account, key_id, ip, now)
 
     def refusal(self, api: str | None, kind: str, retry_after: int | None = None
                 ) -> BaseException:
