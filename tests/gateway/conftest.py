@@ -76,6 +76,51 @@ class ServerThread:
         self.sock.close()
 
 
+class FrontServerThread:
+    """A gateway app served by serve's own front end (``gateway.relay.FrontServer``, what
+    ``distillwatch serve`` runs by default) on a loopback port, in a thread with its own loop."""
+
+    def __init__(self, app) -> None:
+        from distillwatch.gateway.relay import FrontServer
+
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.front = FrontServer(app, grace_s=2.0)
+        self.ready = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stopping: asyncio.Event | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self.loop = asyncio.get_running_loop()
+            self.stopping = asyncio.Event()
+            await self.front.serve(sock=self.sock, stop=self.stopping,
+                                   on_ready=lambda _server: self.ready.set())
+
+        try:
+            asyncio.run(main())
+        except BaseException as error:  # noqa: BLE001 - reported by start()
+            self.error = error
+            self.ready.set()
+
+    def start(self) -> FrontServerThread:
+        self.thread.start()
+        if not self.ready.wait(10) or self.error is not None:
+            raise RuntimeError(f"front server did not start: {self.error!r}")
+        return self
+
+    def stop(self) -> None:
+        if self.loop is not None and self.stopping is not None and self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.stopping.set)
+        self.thread.join(10)
+        self.sock.close()
+
+
 # --- the fake upstream -----------------------------------------------------------------------
 
 _ids = itertools.count(1)
@@ -338,7 +383,15 @@ class GatewayHandle:
 
 
 @pytest.fixture
-def make_gateway(upstream):
+def gateway_server() -> str:
+    """Which server runs the gateways of a test: ``builtin`` (serve's own front end, the
+    default of ``distillwatch serve``) or ``uvicorn`` (``--server uvicorn``); test_proxy runs
+    every test under both."""
+    return "builtin"
+
+
+@pytest.fixture
+def make_gateway(upstream, gateway_server):
     """Start a gateway (in a thread, on a free port) in front of the fake upstream."""
     from distillwatch.gateway.app import GatewayConfig, build_app
     from distillwatch.gateway.decisions import GatewayPolicy
@@ -352,7 +405,8 @@ def make_gateway(upstream):
         config = GatewayConfig(upstream=options.pop("upstream_url", upstream.url),
                                policy=policy or GatewayPolicy(), **options)
         app = build_app(config)
-        handle = GatewayHandle(app, ServerThread(app).start())
+        server = FrontServerThread(app) if gateway_server == "builtin" else ServerThread(app)
+        handle = GatewayHandle(app, server.start())
         made.append(handle)
         return handle
 

@@ -28,6 +28,14 @@ APIS = {"openai_chat": ("/v1/chat/completions", chat_body),
         "openai_responses": ("/v1/responses", responses_body),
         "openai_completions": ("/v1/completions", completions_body),
         "anthropic_messages": ("/v1/messages", anthropic_body)}
+
+
+@pytest.fixture(params=["builtin", "uvicorn"])
+def gateway_server(request) -> str:
+    """Every proxy test under both servers: the same behaviour is required of each."""
+    return request.param
+
+
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade",
               "proxy-authorization"}
 
@@ -110,7 +118,7 @@ def test_malformed_client_json_is_forwarded_unchanged_and_logged(make_gateway, u
 def test_sse_is_relayed_chunk_by_chunk(make_gateway, upstream, api):
     gateway = make_gateway()
     path, body = APIS[api]
-    gate = f"relay-{api}"
+    gate = f"relay-{api}-{os.urandom(4).hex()}"
     received = b""
     with gateway.client.stream("POST", path, json=body(stream=True),
                                headers={"x-gate": gate}) as response:
@@ -304,7 +312,7 @@ def test_rate_limits_throttle_per_account_and_admin_allow_exempts(make_gateway):
 def test_client_disconnect_mid_stream_closes_the_upstream_stream(make_gateway, upstream,
                                                                  tmp_path):
     gateway = make_gateway(log_dir=tmp_path / "logs")
-    gate = "disconnect"
+    gate = f"disconnect-{os.urandom(4).hex()}"
     with httpx.Client(base_url=gateway.url, timeout=10) as client, \
             client.stream("POST", "/v1/chat/completions", json=chat_body(stream=True),
                           headers={"x-gate": gate, "x-account-id": "acct-leaver"}) as response:

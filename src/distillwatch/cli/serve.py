@@ -71,6 +71,11 @@ def serve_command(
     no_detector: bool = typer.Option(
         False, "--no-detector", help="Enforce scan and admin decisions and rate limits only; "
         "do not run the online matcher."),
+    server: str = typer.Option(
+        "builtin", "--server", help="HTTP server: builtin (serve's own HTTP/1.1 front end: "
+        "API calls relayed on asyncio protocols, ~0.1 ms added at 1,000 req/s) or uvicorn "
+        "(the generic ASGI server; the same behaviour, ~1 ms more CPU a request).",
+        case_sensitive=False),
     hash_keys: bool = typer.Option(
         False, "--hash-keys", help="Read API keys from stdin, one a line, print each one's "
         "key id (keyed with --key-file) for a --key-map, and exit."),
@@ -114,6 +119,9 @@ def serve_command(
             if token:
                 print(key_id(key, token))
         return
+    server = server.lower()
+    if server not in ("builtin", "uvicorn"):
+        raise DistillwatchConfigError(f"--server {server!r}: give builtin or uvicorn")
     if not upstream:
         raise DistillwatchConfigError("Give --upstream URL (the API the gateway fronts), "
                                       "or set $DISTILLWATCH_UPSTREAM")
@@ -146,7 +154,8 @@ def serve_command(
         console.print("  online detector: off (" + (
             "--no-detector" if no_detector else
             "no indicators: give --scan, --stix or --accounts") + ")")
-    _run(app, host, port)
+    console.print(f"  server: {server}")
+    _run(app, host, port, server)
 
 
 def _build(upstream, scan, policy, redis_url, redis_prefix, admin_token_file, trusted_proxy,
@@ -194,16 +203,36 @@ def fastest_loop_and_http() -> tuple[str, str]:
     return loop, http
 
 
-def _run(app, host: str, port: int) -> None:
+def _run(app, host: str, port: int, server: str = "builtin") -> None:
     import logging
 
-    import uvicorn
-
-    loop, http = fastest_loop_and_http()
     verbose = logging.getLogger().getEffectiveLevel() <= logging.INFO
     # The exchange log's writer (and the detector's fingerprinting) run in threads: with the
     # default 5 ms GIL switch interval a request could wait that long behind them.
     sys.setswitchinterval(0.001)
+    if server == "builtin":
+        import asyncio
+
+        from distillwatch.gateway.relay import FrontServer
+
+        loop, _ = fastest_loop_and_http()
+        front = FrontServer(app)
+        main = front.serve(host, port, handle_signals=True)
+        try:
+            if loop == "uvloop":
+                import uvloop
+
+                uvloop.run(main)
+            else:
+                asyncio.run(main)
+        except OSError as error:
+            raise DistillwatchConfigError(
+                f"Cannot listen on {host}:{port}: {error.strerror or error}; give another "
+                "--port or --host") from None
+        return
+    import uvicorn
+
+    loop, http = fastest_loop_and_http()
     # proxy_headers=False: the client IP is resolved by --trusted-proxy, never by uvicorn.
     # No server / date headers of its own: the upstream's pass through.
     uvicorn.run(app, host=host, port=port, loop=loop, http=http, lifespan="on",

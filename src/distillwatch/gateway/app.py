@@ -59,6 +59,7 @@ from distillwatch.gateway.decisions import (
 )
 from distillwatch.gateway.errors import (
     WITHHELD_HEADER,
+    Canned,
     CannedAnswers,
     SseWithholder,
     withhold_json,
@@ -89,6 +90,9 @@ _BODYLESS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
 _METHOD_SET = frozenset(_METHODS)
 DEFAULT_KEY = b"distillwatch-unkeyed"
+# Scope key under which serve's own front end hands a request it has admitted already
+# (account, key id, IP, time, decision, retry-after) to the ASGI path.
+ADMISSION = "distillwatch.admission"
 
 
 # --- the detector seam -----------------------------------------------------------------------
@@ -329,7 +333,8 @@ class Gateway:
                      if config.log_dir else None)
         self.upstream = config.upstream.rstrip("/")
         self._urls: dict[tuple[bytes, bytes | None], URL] = {}  # (raw path, query) → URL
-        self.pool: UpstreamPool | None = None
+        self.pool: UpstreamPool | None = None   # the ASGI path's upstream client
+        self.front_link: Any = None             # serve's front end's (relay.UpstreamLink)
         self.detector: Any = None
         self.scan: ScanDecisions | None = None
         self._scan_signature: tuple | None = None
@@ -441,6 +446,17 @@ class Gateway:
     # -- the proxy --
     # A raw ASGI handler (no Starlette request or response objects on this path): it reads
     # the scope as uvicorn gives it and sends the answer as ASGI messages.
+    def who(self, headers: dict[bytes, bytes], raw_headers: Any,
+            peer: tuple[str, int] | None) -> tuple[str | None, str | None, str | None]:
+        """Account, key id and client IP of a request: its headers (lower-case names; as a
+        dict and as the raw list, for a repeated ``X-Forwarded-For``) and TCP peer."""
+        account, key_id = self.identity.resolve(headers)
+        ip = peer[0] if peer else None
+        if self.addresses.networks:
+            forwarded = b",".join(v for k, v in raw_headers if k == b"x-forwarded-for")
+            ip = self.addresses.resolve(ip, forwarded.decode("latin-1") if forwarded else None)
+        return account, key_id, ip
+
     def decide(self, account: str | None, key_id: str | None, ip: str | None, now: float
                ) -> tuple[str, int | None]:
         """The decision in force for a request (counted in the metrics) and, for a rate
@@ -458,6 +474,21 @@ class Gateway:
         if decision.kind == "throttle" and decision.source == "limit" and decision.expires_at:
             retry = max(1, math.ceil(decision.expires_at - now))
         return decision.kind, retry
+
+    def observe(self, api: str, account: str | None, key_id: str | None, ip: str | None,
+                user_agent: str | None, body: bytes, now: float) -> dict | None:
+        """Hand a request that passes to the online detector (if any); its parsed body (None
+        without a detector, or when the body is not a JSON object)."""
+        if self.detector is None:
+            return None
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(parsed, dict):
+            return None
+        self.detector.observe(api, account, key_id, ip, user_agent, parsed, now)
+        return parsed
 
     async def _send_refusal(self, send: Send, api: str | None, kind: str, route: str,
                             started: float, retry_after: int | None = None) -> None:
@@ -496,15 +527,14 @@ class Gateway:
         route = api or "other"
         raw_headers = scope["headers"]
         headers = dict(raw_headers)
-        account, key_id = self.identity.resolve(headers)
-        peer = scope.get("client")
-        ip = peer[0] if peer else None
-        if self.addresses.networks:
-            forwarded = b",".join(v for k, v in raw_headers if k == b"x-forwarded-for")
-            ip = self.addresses.resolve(ip, forwarded.decode("latin-1") if forwarded else None)
-        now = time.time()
         metrics = self.metrics
-        kind, retry = self.decide(account, key_id, ip, now)
+        admitted = scope.get(ADMISSION)
+        if admitted is None:
+            account, key_id, ip = self.who(headers, raw_headers, scope.get("client"))
+            now = time.time()
+            kind, retry = self.decide(account, key_id, ip, now)
+        else:  # decided already by the front end (serve's own server), not counted twice
+            account, key_id, ip, now, kind, retry = admitted
         if kind == "unavailable":
             await self._send_refusal(send, api, "unavailable", route, started)
             return
@@ -529,16 +559,7 @@ class Gateway:
                 return  # the client left before its request was whole: nobody to answer
             drop = _REQUEST_DROP
             content: Any = body
-            parsed = None
-            if self.detector is not None:
-                try:
-                    parsed = orjson.loads(body)
-                except orjson.JSONDecodeError:
-                    parsed = None
-                if isinstance(parsed, dict):
-                    self.detector.observe(api, account, key_id, ip, user_agent, parsed, now)
-                else:
-                    parsed = None
+            parsed = self.observe(api, account, key_id, ip, user_agent, body, now)
         else:
             body, parsed = b"", None
             streamed_body = b"content-length" in headers or b"transfer-encoding" in headers
@@ -631,25 +652,32 @@ class Gateway:
         headers = [(k, v) for k, v in headers if k != b"content-encoding"]
         return orjson.dumps(document), headers
 
+    def upstream_failure(self, api: str | None, route: str, kind: str, error: str, now: float,
+                         account: str | None, key_id: str | None, ip: str | None,
+                         user_agent: str | None, body: bytes, parsed: dict | None) -> Canned:
+        """Record an upstream call that failed (``kind``: ``timeout`` or ``unreachable``;
+        ``error``: what happened, for the log and /healthz): one warning when failures start
+        and then at most every 10 s, the upstream's health, the exchange log. Returns the
+        answer for the client (502 / 504 in the API's error shape)."""
+        if self.upstream_state["ok"] is not False or now - self._upstream_logged_at >= 10:
+            logger.warning("Upstream %s for %s: %s", kind, route, error)
+            self._upstream_logged_at = now
+        self.upstream_state.update(ok=False, last_error=error, last_error_at=now)
+        if self.sink is not None and api is not None:
+            status = 504 if kind == "timeout" else 502
+            self.sink.write(Seen(api, now, account, key_id, ip, user_agent, body, parsed, status,
+                                 None, error_type=f"upstream_{kind}"))
+        return self.answers.get(api, kind)
+
     async def _upstream_failed(self, send: Send, api: str | None, route: str, started: float,
                                sent: float, error: BaseException, now: float,
                                account: str | None, key_id: str | None, ip: str | None,
                                user_agent: str | None, body: bytes, parsed: dict | None
                                ) -> None:
-        kind = failure_kind(error)
         failed = perf_counter()
-        # Logged when it starts failing and then at most every 10 s, not once a request.
-        if self.upstream_state["ok"] is not False or now - self._upstream_logged_at >= 10:
-            logger.warning("Upstream %s for %s: %s: %s", kind, route, type(error).__name__,
-                           error)
-            self._upstream_logged_at = now
-        self.upstream_state.update(ok=False, last_error=f"{type(error).__name__}: {error}",
-                                   last_error_at=now)
-        if self.sink is not None and api is not None:
-            status = 504 if kind == "timeout" else 502
-            self.sink.write(Seen(api, now, account, key_id, ip, user_agent, body, parsed, status,
-                                 None, error_type=f"upstream_{kind}"))
-        answer = self.answers.get(api, kind)
+        answer = self.upstream_failure(api, route, failure_kind(error),
+                                       f"{type(error).__name__}: {error}", now, account,
+                                       key_id, ip, user_agent, body, parsed)
         await send({"type": "http.response.start", "status": answer.status,
                     "headers": answer.headers})
         await send({"type": "http.response.body", "body": answer.body})
@@ -873,7 +901,9 @@ class Gateway:
         body = {"status": "ok" if state["ok"] else ("degraded" if self.state.available
                                                     else "unavailable"),
                 "upstream": {"url": self.upstream, **self.upstream_state,
-                             "connections": self.pool.stats() if self.pool else None},
+                             "connections": self.pool.stats() if self.pool else None,
+                             "front_end_connections": (self.front_link.stats()
+                                                       if self.front_link else None)},
                 "state": state,
                 "sink": ({"dir": str(self.sink.folder), "queued": self.sink.depth,
                           "written": self.sink.written, "dropped": self.sink.dropped,

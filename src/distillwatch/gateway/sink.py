@@ -14,12 +14,15 @@ the work (parsing, reassembly, the record, JSON, gzip, the write) is the writer'
 runs Python under the GIL (~50 µs an exchange; gzip and the write release it), one exchange
 at a time, so the event loop never waits on it for longer than one exchange's share.
 
-Crash safety: each exchange is compressed on its own into one complete gzip member and
+Crash safety: the exchanges the writer takes at one wake-up (a few milliseconds' worth; at
+most ``MAX_MEMBER_BYTES`` of JSON) are compressed together into one complete gzip member and
 appended with a single ``write``; gzip readers read a file of members as one stream. A process
 killed at any moment leaves every file ending on a whole member, so ``distillwatch ingest``
-reads every file without a reject; what is lost is the exchange being written and those still
-queued (at most about ``linger_s`` × the request rate, e.g. 5 at 1,000 exchanges/s, while
-the writer keeps up; :meth:`ExchangeSink.drain` waits for the queue to empty). Files rotate by
+reads every file without a reject; what is lost is the batch being written and the exchanges
+still queued (at most about ``linger_s`` × the request rate, e.g. 5 at 1,000 exchanges/s,
+while the writer keeps up; :meth:`ExchangeSink.drain` waits for the queue to empty). One
+member per batch rather than per exchange: each ``zlib.compress`` call sets up and frees a
+~260 KB deflate state, which cost more than compressing a typical exchange. Files rotate by
 size and age; names carry the start time, host, process id and a sequence number, so replicas
 can share one folder.
 
@@ -52,6 +55,7 @@ logger = logging.getLogger(__name__)
 OPERATIONS = {"openai_chat": "chat", "openai_responses": "responses",
               "openai_completions": "completions", "anthropic_messages": "messages"}
 MAX_REJECTED_BODY = 65_536
+MAX_MEMBER_BYTES = 1 << 20  # JSON bytes compressed into one gzip member at most
 
 
 @dataclass(slots=True)
@@ -335,11 +339,27 @@ class _RotatingFile:
         self.path, self.size, self.opened_at = path, 0, time.monotonic()
         self.files.append(path)
 
-    def write(self, line: bytes) -> None:
+    def write(self, lines: list[bytes]) -> None:
+        """Append ``lines`` (whole JSON lines) as gzip members of at most
+        ``MAX_MEMBER_BYTES`` (and at most ``rotate_bytes``) of JSON each, one ``write`` each:
+        a file outgrows ``rotate_bytes`` by one member at most."""
+        limit = min(MAX_MEMBER_BYTES, self.rotate_bytes)
+        group: list[bytes] = []
+        size = 0
+        for line in lines:
+            if group and size + len(line) > limit:
+                self._member(b"".join(group))
+                group, size = [], 0
+            group.append(line)
+            size += len(line)
+        if group:
+            self._member(group[0] if len(group) == 1 else b"".join(group))
+
+    def _member(self, data: bytes) -> None:
         if (self.fd is None or self.size >= self.rotate_bytes
                 or time.monotonic() - self.opened_at >= self.rotate_s):
             self._open()
-        member = memoryview(zlib.compress(line, self.level, wbits=31))
+        member = memoryview(zlib.compress(data, self.level, wbits=31))
         # One write for the whole member (a loop only for the rare short write).
         while member:
             written = os.write(self.fd, member)
@@ -361,25 +381,37 @@ class _Writer:
                                      level)
         self.handled = self.written = self.rejected = self.failed = 0
 
-    def one(self, seen: Seen) -> None:
+    def batch(self, batch: list[Seen]) -> None:
+        """Turn ``batch`` into records and append them (one gzip member per file)."""
+        lines: list[bytes] = []
+        rejects: list[bytes] = []
+        for seen in batch:
+            try:
+                self._one(seen, lines, rejects)
+            except Exception:  # noqa: BLE001 - one bad exchange must not stop the log
+                self.failed += 1
+                logger.exception("Could not log an exchange")
         try:
-            self._one(seen)
-        except Exception:  # noqa: BLE001 - one bad exchange must not stop the log
-            self.failed += 1
-            logger.exception("Could not log an exchange")
+            if lines:
+                self.log.write(lines)
+                self.written += len(lines)
+            if rejects:
+                self.rejects.write(rejects)
+                self.rejected += len(rejects)
+        except OSError:
+            self.failed += len(lines) + len(rejects)
+            logger.exception("Could not write %d exchanges to the log", len(lines) + len(rejects))
         finally:
-            self.handled += 1
+            self.handled += len(batch)
 
-    def _one(self, seen: Seen) -> None:
+    def _one(self, seen: Seen, lines: list[bytes], rejects: list[bytes]) -> None:
         exchange_id = f"dw-{int(seen.ts * 1e6):x}-{os.urandom(6).hex()}"
         exchange, problem = build_exchange(seen, exchange_id)
         if exchange is not None:
-            self.log.write(orjson.dumps(exchange) + b"\n")
-            self.written += 1
+            lines.append(orjson.dumps(exchange) + b"\n")
             return
         field, reason = problem
-        self.rejected += 1
-        self.rejects.write(orjson.dumps({
+        rejects.append(orjson.dumps({
             "exchange_id": exchange_id, "timestamp": iso_time(seen.ts), "api": seen.api,
             "field": field, "reason": reason, "account_id": seen.account_id,
             "api_key_id": seen.key_id, "client_ip": seen.client_ip, "status": seen.status,
@@ -507,6 +539,11 @@ class ExchangeSink:
         self._writer.close()
 
     def _write_pending(self) -> None:
-        pending, one = self._pending, self._writer.one
+        pending, writer = self._pending, self._writer
         while pending:
-            one(pending.popleft())
+            batch, size = [], 0
+            while pending and size < MAX_MEMBER_BYTES:
+                seen = pending.popleft()
+                batch.append(seen)
+                size += len(seen.request_body) + len(seen.response_body or b"") + 512
+            writer.batch(batch)
