@@ -289,7 +289,7 @@ class GatewayPolicy:
     rotate_mb: float = 64.0
     rotate_s: float = 3600.0
     queue_size: int = 10_000
-    compress_level: int = 6
+    compress_level: int = 1
     log_refused: bool = False
 
 

@@ -108,8 +108,7 @@ class _UpstreamConnection(asyncio.Protocol):
         self.received = 0         # bytes of the answer so far
         self.served = 0           # answers completed on this connection
         self.idle_since = 0.0
-        self.last_data = 0.0
-        self.timer: asyncio.TimerHandle | None = None
+        self.last_data = 0.0      # loop time of the last byte (read timeout: FrontServer)
         self.closed = False
 
     # -- asyncio --
@@ -134,7 +133,6 @@ class _UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._stop_timer()
         self.link.forget(self)
         user, self.user = self.user, None
         if user is None:
@@ -176,7 +174,6 @@ class _UpstreamConnection(asyncio.Protocol):
             return
         keep = self.parser.should_keep_alive()
         user, self.user = self.user, None
-        self._stop_timer()
         self.served += 1
         self.headers, self.answering = [], False
         if user is not None:
@@ -189,24 +186,11 @@ class _UpstreamConnection(asyncio.Protocol):
         self.user, self.received, self.headers, self.answering = user, 0, [], False
         self.last_data = self.loop.time()
         self.transport.write(data)
-        if self.timer is None:
-            self.timer = self.loop.call_at(self.last_data + self.link.read_timeout,
-                                           self._check_timeout)
 
-    def _check_timeout(self) -> None:
-        self.timer = None
-        if self.user is None:
-            return
-        due = self.last_data + self.link.read_timeout
-        if self.loop.time() >= due:
+    def check_timeout(self, now: float) -> None:
+        """Fail the call in progress if the upstream has been silent for the read timeout."""
+        if self.user is not None and now - self.last_data >= self.link.read_timeout:
             self._fail("timeout", f"no answer from the upstream for {self.link.read_timeout} s")
-        else:
-            self.timer = self.loop.call_at(due, self._check_timeout)
-
-    def _stop_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
 
     def _fail(self, kind: str, message: str) -> None:
         user, self.user = self.user, None
@@ -217,7 +201,6 @@ class _UpstreamConnection(asyncio.Protocol):
     def abandon(self) -> None:
         """Close the connection (its answer, if any, is not wanted)."""
         self.user = None
-        self._stop_timer()
         if not self.closed:
             self.closed = True
             self.transport.abort()
@@ -540,7 +523,7 @@ class _Front(asyncio.Protocol):
         self.closed = False
         self.paused_reading = False
         self.writable: asyncio.Future | None = None  # set while the client's buffer is full
-        self.idle_timer: asyncio.TimerHandle | None = None
+        self.last_active = 0.0  # loop time the last answer ended (idle close: FrontServer)
         self.held: list[bytes] | None = None  # writes held to leave together (flush)
         self._target = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -554,12 +537,9 @@ class _Front(asyncio.Protocol):
         name = transport.get_extra_info("sockname")
         self.sockname = (name[0], name[1]) if isinstance(name, tuple) else None
         self.server.connections.add(self)
-        self._arm_idle()
+        self.last_active = self.loop.time()
 
     def data_received(self, data: bytes) -> None:
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-            self.idle_timer = None
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -570,8 +550,6 @@ class _Front(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.server.connections.discard(self)
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
         current = self.current
         if isinstance(current, (_Exchange, _Bridge)):
             current.client_left()
@@ -636,8 +614,8 @@ class _Front(asyncio.Protocol):
         if self.paused_reading and len(self.pending) < 2 and not self.closed:
             self.paused_reading = False
             self.transport.resume_reading()
-        if self.current is None and not self.closed:
-            self._arm_idle()
+        if self.current is None:
+            self.last_active = self.loop.time()
 
     def _api_call(self, request: _Request, api: str) -> None:
         started = perf_counter()
@@ -749,13 +727,10 @@ class _Front(asyncio.Protocol):
             self.current = None
         self._close(abort=True)
 
-    def _arm_idle(self) -> None:
-        if self.idle_timer is None and self.server.keepalive_s:
-            self.idle_timer = self.loop.call_later(self.server.keepalive_s, self._idle_close)
-
-    def _idle_close(self) -> None:
-        self.idle_timer = None
-        if self.current is None and not self.pending:
+    def close_if_idle(self, now: float) -> None:
+        """Close the connection if it has waited for a request for the keep-alive time."""
+        if (self.current is None and not self.pending and not self.closed
+                and now - self.last_active >= self.server.keepalive_s):
             self._close()
 
 
@@ -910,14 +885,30 @@ class FrontServer:
             self.port = server.sockets[0].getsockname()[1]
             if on_ready is not None:
                 on_ready(self)
+            sweeper = loop.create_task(self._sweep())
             try:
                 await stop.wait()
             finally:
+                sweeper.cancel()
                 server.close()
                 await self._drain()
                 self.link.close()
                 with contextlib.suppress(Exception):
                     await server.wait_closed()
+
+    async def _sweep(self) -> None:
+        # One timer for every connection (not one per request): idle client connections are
+        # closed, upstream calls silent for the read timeout fail (to within a quarter of it).
+        link = self.link
+        period = max(0.02, min(1.0, link.read_timeout / 4, (self.keepalive_s or 60) / 4))
+        while True:
+            await asyncio.sleep(period)
+            now = self.loop.time()
+            if self.keepalive_s:
+                for front in list(self.connections):
+                    front.close_if_idle(now)
+            for conn in list(link.open):
+                conn.check_timeout(now)
 
     async def _drain(self) -> None:
         for front in list(self.connections):
