@@ -79,14 +79,6 @@ class Dialect:
         """The name of the text type in casts."""
         raise self._missing("string_type")
 
-    def collect_list(self, expression: str) -> str:
-        """The values of a group as a list (an aggregate; order unspecified)."""
-        raise self._missing("collect_list")
-
-    def intersect_size(self, left: str, right: str) -> str:
-        """How many distinct values two lists have in common."""
-        raise self._missing("intersect_size")
-
     def hash64(self, expression: str) -> str:
         """A 64-bit hash for bucketing inside one engine; values differ between engines, so
         never store them or compare them across engines."""
@@ -119,12 +111,6 @@ class DuckDBDialect(Dialect):
     def median(self, expression: str) -> str:
         return f"quantile_cont({expression}, 0.5)"
 
-    def collect_list(self, expression: str) -> str:
-        return f"list({expression})"
-
-    def intersect_size(self, left: str, right: str) -> str:
-        return f"len(list_intersect({left}, {right}))"
-
     def hash64(self, expression: str) -> str:
         return f"hash({expression})"
 
@@ -153,12 +139,6 @@ class SparkDialect(Dialect):
 
     def median(self, expression: str) -> str:
         return f"percentile({expression}, 0.5)"
-
-    def collect_list(self, expression: str) -> str:
-        return f"collect_list({expression})"
-
-    def intersect_size(self, left: str, right: str) -> str:
-        return f"size(array_intersect({left}, {right}))"
 
     def hash64(self, expression: str) -> str:
         return f"xxhash64({expression})"

@@ -6,7 +6,15 @@ import logging
 
 from distillwatch.engine import Engine, EngineFrame, SqlPipeline
 from distillwatch.link.components import connected_components
-from distillwatch.link.pairs_sql import EDGES, candidate_edge_sql, pair_sqls
+from distillwatch.link.lockstep import co_active
+from distillwatch.link.pairs_sql import (
+    BUCKETS,
+    CO_ACTIVE,
+    EDGES,
+    PIVOT,
+    candidate_edge_sql,
+    pair_sqls,
+)
 from distillwatch.link.support import supported_edges
 from distillwatch.link.tokens_sql import token_sqls
 from distillwatch.settings import LinkSettings
@@ -29,14 +37,26 @@ def link_accounts(engine: Engine, settings: LinkSettings,
     Returns:
         ``__dw__link_components`` (node, component) for every account with an edge.
     """
-    for steps in (token_sqls(engine.dialect, settings),
-                  pair_sqls(engine.dialect, settings, disabled_families),
-                  [candidate_edge_sql(settings)]):
-        pipeline = SqlPipeline()
-        pipeline.extend(steps)
-        frame = engine.run(pipeline)
-        logger.info("link: %s has %d rows", frame.templated_name, frame.count())
+    pairs = pair_sqls(engine.dialect, settings, disabled_families)
+    for steps in (token_sqls(engine.dialect, settings), pairs.evidence, pairs.buckets):
+        _run(engine, steps)
+    # Lockstep overlap on the driver: bitsets of active buckets (link/lockstep.py).
+    overlap = co_active(engine.fetch_arrow(f"SELECT a, b FROM {PIVOT}", "link: pair ends"),
+                        engine.fetch_arrow(f"SELECT account_id, bucket FROM {BUCKETS}",
+                                           "link: active buckets"))
+    engine.register(CO_ACTIVE, overlap)
+    logger.info("link: %s has %d rows", CO_ACTIVE, overlap.num_rows)
+    _run(engine, pairs.timing)
+    frame = _run(engine, [candidate_edge_sql(settings)])
     edges = supported_edges(frame.to_arrow(), settings.edge_min_support)
     engine.register(EDGES, edges)
     logger.info("link: %s has %d rows", EDGES, edges.num_rows)
     return connected_components(engine, EDGES)
+
+
+def _run(engine: Engine, steps: list) -> EngineFrame:
+    pipeline = SqlPipeline()
+    pipeline.extend(steps)
+    frame = engine.run(pipeline)
+    logger.info("link: %s has %d rows", frame.templated_name, frame.count())
+    return frame

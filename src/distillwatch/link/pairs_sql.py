@@ -12,11 +12,16 @@ declare one organisation are never linked: they say openly that one customer run
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from distillwatch.engine import Dialect, SqlStep
 from distillwatch.settings import LinkSettings
 
 TOKENS = "__dw__link_tokens"
 PAIRS = "__dw__link_pairs"
+PIVOT = "__dw__link_pivot"
+BUCKETS = "__dw__link_buckets"
+CO_ACTIVE = "__dw__link_co_active"
 EDGES = "__dw__link_edges"
 FAMILY_NAMES = ("scaffold", "network", "identity", "onboard", "timing")
 # Summed inverse document frequency at which a kind's strength reaches 1 - 1/e: a shared
@@ -38,8 +43,26 @@ def _noisy_or(expression: str) -> str:
     return f"(1.0 - exp(sum(ln(greatest(1e-9, 1.0 - ({expression}))))))"
 
 
+@dataclass(frozen=True)
+class PairSteps:
+    """The SQL of the pairs, in three runs around the lockstep overlap (``link.lockstep``).
+
+    Attributes:
+        evidence: Builds ``__dw__link_pivot`` (one row per compared pair, its strength per
+            family of token evidence).
+        buckets: Builds ``__dw__link_buckets`` (distinct ``account_id``, ``bucket``, of the
+            accounts active in ``sync_min_buckets`` or more).
+        timing: Reads those and ``__dw__link_co_active`` (``a``, ``b``, ``co``: the overlap,
+            registered by the link stage); builds ``__dw__link_pairs``.
+    """
+
+    evidence: list[SqlStep]
+    buckets: list[SqlStep]
+    timing: list[SqlStep]
+
+
 def pair_sqls(dialect: Dialect, settings: LinkSettings,
-              disabled_families: tuple[str, ...] = ()) -> list[SqlStep]:
+              disabled_families: tuple[str, ...] = ()) -> PairSteps:
     """Steps that build ``__dw__link_pairs`` (one row per candidate pair and its evidence).
 
     Reads ``__dw__link_tokens``, ``__dw__features`` and ``__dw__accounts``.
@@ -156,23 +179,17 @@ SELECT a, b,
     max(CASE WHEN family = 'network' THEN tokens ELSE 0 END) AS network_tokens
 FROM __dw__link_family_rows GROUP BY a, b
 """
-    buckets = f"""
+    active = f"""
 SELECT DISTINCT account_id, CAST(floor({epoch} / {bucket_s}) AS BIGINT) AS bucket
 FROM __dw__features
 """
-    # Each account's buckets as one list: the overlap of two lists is computed in one pass
-    # over both, where joining pairs with buckets row by row costs pairs x buckets.
-    bucket_counts = f"""
-SELECT account_id, count(*) AS buckets, {dialect.collect_list('bucket')} AS bucket_list
-FROM __dw__link_buckets GROUP BY account_id
+    buckets = f"""
+SELECT account_id, bucket FROM __dw__link_active
+WHERE account_id IN (SELECT account_id FROM __dw__link_active GROUP BY account_id
+                     HAVING count(*) >= {settings.sync_min_buckets})
 """
-    co_active = f"""
-SELECT p.a, p.b, {dialect.intersect_size('ca.bucket_list', 'cb.bucket_list')} AS co
-FROM __dw__link_pivot p
-JOIN __dw__link_bucket_counts ca
-  ON ca.account_id = p.a AND ca.buckets >= {settings.sync_min_buckets}
-JOIN __dw__link_bucket_counts cb
-  ON cb.account_id = p.b AND cb.buckets >= {settings.sync_min_buckets}
+    bucket_counts = """
+SELECT account_id, count(*) AS buckets FROM __dw__link_buckets GROUP BY account_id
 """
     theta = settings.family_min_strength
     count_families = " + ".join(
@@ -195,26 +212,28 @@ LEFT JOIN __dw__link_bucket_counts cb ON cb.account_id = p.b
 SELECT *, {count_families} AS families, 1.0 - {combined} AS strength
 FROM __dw__link_timed
 """
-    return [
-        SqlStep(df, "__dw__link_token_df"),
-        SqlStep(shared_tokens, "__dw__link_shared_tokens"),
-        SqlStep(order_keys, "__dw__link_order_keys"),
-        SqlStep(passes, "__dw__link_windows"),
-        SqlStep(small_rows, "__dw__link_small_rows"),
-        SqlStep(window_rows, "__dw__link_window_rows"),
-        SqlStep(candidates, "__dw__link_candidate_pairs"),
-        SqlStep(big_tokens, "__dw__link_big_tokens"),
-        SqlStep(big_rows, "__dw__link_big_rows"),
-        SqlStep(shared, "__dw__link_shared"),
-        SqlStep(kinds, "__dw__link_kinds"),
-        SqlStep(by_family, "__dw__link_family_rows"),
-        SqlStep(pivot, "__dw__link_pivot"),
-        SqlStep(buckets, "__dw__link_buckets"),
-        SqlStep(bucket_counts, "__dw__link_bucket_counts"),
-        SqlStep(co_active, "__dw__link_co_active"),
-        SqlStep(timing, "__dw__link_timed"),
-        SqlStep(final, PAIRS),
-    ]
+    return PairSteps(
+        evidence=[
+            SqlStep(df, "__dw__link_token_df"),
+            SqlStep(shared_tokens, "__dw__link_shared_tokens"),
+            SqlStep(order_keys, "__dw__link_order_keys"),
+            SqlStep(passes, "__dw__link_windows"),
+            SqlStep(small_rows, "__dw__link_small_rows"),
+            SqlStep(window_rows, "__dw__link_window_rows"),
+            SqlStep(candidates, "__dw__link_candidate_pairs"),
+            SqlStep(big_tokens, "__dw__link_big_tokens"),
+            SqlStep(big_rows, "__dw__link_big_rows"),
+            SqlStep(shared, "__dw__link_shared"),
+            SqlStep(kinds, "__dw__link_kinds"),
+            SqlStep(by_family, "__dw__link_family_rows"),
+            SqlStep(pivot, PIVOT),
+        ],
+        buckets=[SqlStep(active, "__dw__link_active"), SqlStep(buckets, BUCKETS)],
+        timing=[
+            SqlStep(bucket_counts, "__dw__link_bucket_counts"),
+            SqlStep(timing, "__dw__link_timed"),
+            SqlStep(final, PAIRS),
+        ])
 
 
 def candidate_edge_sql(settings: LinkSettings) -> SqlStep:
