@@ -29,7 +29,7 @@ import yaml
 
 from distillwatch.exceptions import DistillwatchConfigError
 from distillwatch.gateway.decisions import Decision
-from distillwatch.gateway.identity import key_id
+from distillwatch.gateway.identity import key_id, key_id_of_digest
 from distillwatch.gateway.litellm import (
     AdapterSettings,
     LiteLLMEnforcer,
@@ -135,8 +135,8 @@ def test_client_body_drops_what_litellm_adds_and_credentials():
 def test_identity_key_id_and_client_ip_through_trusted_proxies(tmp_path):
     dw = enforcer(tmp_path, trusted_proxies=("10.0.0.0/8",), account_fields=("team_id",
                                                                               "user_id"))
-    assert dw.identity(uak("u-1", team_id="team-9")) == ("team-9", key_id(KEY, "ab" * 32))
-    assert dw.identity(uak("u-1")) == ("u-1", key_id(KEY, "ab" * 32))
+    assert dw.identity(uak("u-1", team_id="team-9")) == ("team-9", key_id_of_digest(KEY, "ab" * 32))
+    assert dw.identity(uak("u-1")) == ("u-1", key_id_of_digest(KEY, "ab" * 32))
     assert dw.identity(uak(None, None)) == (None, None)
     # The peer is a trusted proxy: the header is walked; an untrusted peer's header is not.
     assert dw.client_ip(hook_data(CHAT, "10.0.0.5", "6.6.6.6, 203.0.113.7")) == "203.0.113.7"
@@ -253,7 +253,7 @@ def test_logged_exchanges_are_valid_and_carry_no_key(tmp_path):
     chat, messages, failed = records
     assert chat["operation"] == "chat" and chat["response"]["text"] == "Hello world!"
     assert chat["client"] == {"ip": "198.51.100.7", "user_agent": "python-httpx/0.28"}
-    assert chat["api_key_id"] == key_id(KEY, "ab" * 32)
+    assert chat["api_key_id"] == key_id_of_digest(KEY, "ab" * 32)
     assert messages["operation"] == "messages" and messages["response"]["text"] == "Hi there."
     assert messages["request"]["system"] == "Be brief."
     assert (failed["response"]["status"], failed["response"]["error_type"]) == (504, "Timeout")
@@ -530,7 +530,9 @@ def test_exchange_log_holds_valid_exchanges_without_any_key(proxy):
     assert messages["operation"] == "messages" and messages["request"]["system"] == "Be brief."
     token_hash = hashlib.sha256(API_KEY.format("ok").encode()).hexdigest()
     assert chat_json["account_id"] == "acct-ok"
-    assert chat_json["api_key_id"] == key_id(detector_key(), token_hash)
+    assert chat_json["api_key_id"] == key_id_of_digest(detector_key(), token_hash)
+    # the key id serve gives the same key: one decision on key:KID holds in both
+    assert chat_json["api_key_id"] == key_id(detector_key(), API_KEY.format("ok"))
     assert chat_json["client"]["ip"] == "127.0.0.1"
     assert (spoofed["account_id"], spoofed["client"]["ip"]) == ("acct-ip", "127.0.0.2")
     everything = b"".join(gzip.decompress(p.read_bytes()) for p in proxy.log_dir.rglob("*.gz"))

@@ -30,9 +30,20 @@ _DIGEST_BYTES = 12
 
 
 def key_id(key: bytes, token: str | bytes) -> str:
-    """The keyed hash naming an API key (``kid-`` + 24 hex digits); one-way without ``key``."""
+    """The keyed hash naming an API key (``kid-`` + 24 hex digits); one-way without ``key``.
+
+    It is the keyed hash of the key's SHA-256 hex digest, the form in which LiteLLM keeps and
+    hands over its keys (``hash_token``), so that ``serve`` and the LiteLLM guardrail name a
+    key alike and share its decisions (:func:`key_id_of_digest`).
+    """
     raw = token.encode() if isinstance(token, str) else token
-    return "kid-" + hashlib.blake2b(raw, key=key[:64], digest_size=_DIGEST_BYTES).hexdigest()
+    return key_id_of_digest(key, hashlib.sha256(raw).hexdigest())
+
+
+def key_id_of_digest(key: bytes, digest: str) -> str:
+    """The key id of a key known only by its SHA-256 hex digest (LiteLLM's ``token``)."""
+    return "kid-" + hashlib.blake2b(digest.encode(), key=key[:64],
+                                    digest_size=_DIGEST_BYTES).hexdigest()
 
 
 def bearer_token(authorization: bytes | None, api_key: bytes | None) -> bytes | None:

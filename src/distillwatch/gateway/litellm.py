@@ -93,6 +93,7 @@ import orjson
 from distillwatch.exceptions import DistillwatchConfigError
 from distillwatch.gateway.app import Gateway, GatewayConfig, default_detector
 from distillwatch.gateway.decisions import REFUSING, load_policy
+from distillwatch.gateway.identity import key_id_of_digest
 from distillwatch.gateway.sink import Seen
 
 logger = logging.getLogger(__name__)
@@ -427,8 +428,9 @@ class LiteLLMEnforcer:
 
     # -- identity and network --
     def identity(self, user_api_key_dict: Any) -> tuple[str | None, str | None]:
-        """(account, key id) from LiteLLM's ``UserAPIKeyAuth``; the key id is the keyed hash
-        of ``token`` (LiteLLM's hash of the key), the key itself is never read."""
+        """(account, key id) from LiteLLM's ``UserAPIKeyAuth``; the key id is that of
+        ``token`` (LiteLLM's SHA-256 of the key: the same key id as ``serve`` gives the key);
+        the key itself is never read."""
         account = None
         for name in self.settings.account_fields:
             value = getattr(user_api_key_dict, name, None)
@@ -436,7 +438,7 @@ class LiteLLMEnforcer:
                 account = str(value)
                 break
         token = getattr(user_api_key_dict, "token", None)
-        kid = self.gateway.identity.key_id(str(token).encode()) if token else None
+        kid = key_id_of_digest(self.gateway.identity.key, str(token)) if token else None
         return account, kid
 
     def client_ip(self, data: Mapping[str, Any]) -> str | None:
