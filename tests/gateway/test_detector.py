@@ -282,6 +282,24 @@ def test_partner_stix_indicators_match(tmp_path, campaign_templates):
     assert foreign.campaigns_of_ip("192.0.2.44") == (("stix:indicators.stix", "192.0.2.0/24"),)
 
 
+def test_a_partner_bundle_of_two_campaigns_is_matched_as_two(tmp_path, campaign_templates):
+    from distillwatch.share.stix import write_bundle
+
+    half = len(campaign_templates) // 2
+    document = orjson.loads(write_scan(tmp_path / "partner", [
+        campaign("P-7", campaign_templates[:half], ip_prefixes=["192.0.2.0/24"]),
+        campaign("P-8", campaign_templates[half:], ip_prefixes=["198.51.100.0/24"])], []
+    ).joinpath("campaigns.json").read_bytes())
+    write_bundle(tmp_path / "bundle", document, producer="partner-lab",
+                 fingerprint_key_id=fingerprint_key_id(KEY))
+    indicators = Indicators.build(stix=[tmp_path / "bundle" / "indicators.stix.json"], key=KEY)
+    summary = indicators.summary()["campaigns"]
+    assert sorted(summary) == ["stix:indicators.stix/P-7", "stix:indicators.stix/P-8"]
+    assert summary["stix:indicators.stix/P-7"]["templates"] == half
+    assert indicators.campaigns_of_ip("198.51.100.9") == (
+        ("stix:indicators.stix/P-8", "198.51.100.0/24"),)
+
+
 def test_payment_fingerprint_plus_one_template_hit_decides_a_new_account(tmp_path, scan_dir):
     accounts = tmp_path / "accounts.jsonl"
     accounts.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in [

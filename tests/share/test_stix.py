@@ -196,6 +196,7 @@ def test_round_trip_returns_the_indicator_sets(two_campaigns, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["indicators.stix.json"]
     found = read_indicators(path)
     written = {o.id: o.name for o in by_type(stix2.parse(path.read_text()))["campaign"]}
+    by_campaign = found.pop("by_campaign")
     assert found == {
         "templates": {"tpl-3f2a9c", "tpl-77b1e0"},
         "ip_prefixes": {"203.0.113.0/24", "198.51.100.7", "2001:db8:42::/48"},
@@ -206,6 +207,14 @@ def test_round_trip_returns_the_indicator_sets(two_campaigns, tmp_path):
         "skipped": 0,
     }
     assert sorted(written.values()) == ["C-0001", "C-0002"]
+    # Each campaign's own values, through the bundle's 'indicates' relationships.
+    named = {written[cid]: group for cid, group in by_campaign.items()}
+    assert named["C-0001"] == {
+        "templates": {"tpl-3f2a9c", "tpl-77b1e0"},
+        "ip_prefixes": {"203.0.113.0/24", "198.51.100.7"}, "asns": {64500},
+        "payment_fingerprints": {"pf-91c0aa"}}
+    assert named["C-0002"] == {"templates": {"tpl-3f2a9c"}, "ip_prefixes": {"2001:db8:42::/48"},
+                               "asns": {64501}, "payment_fingerprints": set()}
 
 
 def test_partner_patterns_we_do_not_understand_are_counted(tmp_path):
@@ -272,7 +281,7 @@ def test_zero_campaigns_gives_identity_and_extension_definition(tmp_path):
     path = write_bundle(tmp_path, document())
     assert read_indicators(path) == {
         "templates": set(), "ip_prefixes": set(), "asns": set(), "payment_fingerprints": set(),
-        "fingerprint_key_ids": set(), "campaigns": {}, "skipped": 0,
+        "fingerprint_key_ids": set(), "campaigns": {}, "skipped": 0, "by_campaign": {},
     }
 
 

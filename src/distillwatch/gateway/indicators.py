@@ -90,7 +90,7 @@ class CampaignIndicators:
     """One campaign's indicators, as ``campaigns.json`` shows them.
 
     Attributes:
-        campaign_id: The scan's id, or ``stix:<bundle>`` for a partner bundle.
+        campaign_id: The scan's id, or ``stix:<bundle>[/<campaign>]`` for a partner bundle.
         source: ``scan`` or ``stix:<file name>``.
         templates: ``sk-…`` scaffold fingerprints.
         ip_prefixes: /24 networks (``203.0.113.0/24``) or single addresses.
@@ -173,7 +173,8 @@ class Indicators:
         Args:
             scan_dir: A ``distillwatch scan --out`` folder (``campaigns.json``, and
                 ``accounts.jsonl`` if present).
-            stix: STIX 2.1 bundles; each becomes one campaign ``stix:<file stem>``.
+            stix: STIX 2.1 bundles; one campaign per STIX campaign they hold
+                (:func:`read_stix_campaigns`).
             accounts: Account files (JSONL, CSV or Parquet, the Account schema); a later row
                 for an account replaces an earlier one.
             key: The detector's fingerprint key. Given, a bundle whose fingerprints carry
@@ -190,8 +191,9 @@ class Indicators:
             scan_accounts = read_scan_accounts(scan_dir)
         key_ids: set[str] = set()
         for path in stix:
-            campaign, ids = read_stix_campaign(path, key)
-            campaigns[campaign.campaign_id] = campaign
+            found, ids = read_stix_campaigns(path, key)
+            for campaign in found:
+                campaigns[campaign.campaign_id] = campaign
             key_ids |= ids
         facts: dict[str, AccountInfo] = {}
         for path in accounts:
@@ -389,33 +391,50 @@ def read_scan_accounts(scan_dir: Path) -> dict[str, ScanAccount]:
     return out
 
 
-def read_stix_campaign(path: Path, key: bytes | None = None
-                       ) -> tuple[CampaignIndicators, set[str]]:
-    """A partner bundle's indicators as one campaign ``stix:<file stem>``.
+def read_stix_campaigns(path: Path, key: bytes | None = None
+                        ) -> tuple[list[CampaignIndicators], set[str]]:
+    """A partner bundle's indicators, one campaign per STIX ``campaign`` they indicate.
 
-    ``read_indicators`` returns the bundle's values without saying which of its campaigns each
-    points to, so a bundle is matched as one campaign (a template hit then needs several of
-    the bundle's scaffold keys in one request, whichever of its campaigns they came from).
+    A bundle of one campaign (or of indicators tied to none) is the campaign
+    ``stix:<file stem>``; a bundle of several gives ``stix:<file stem>/<campaign name>`` each
+    (the STIX id's first digits added where names repeat), and its indicators tied to none
+    are ``stix:<file stem>``. So a template hit needs several scaffold keys of one partner
+    campaign in one request, as with a scan's campaigns.
 
     Returns:
-        The campaign, and the fingerprint key ids its indicators name.
+        The campaigns, and the fingerprint key ids their indicators name.
     """
     from distillwatch.share.stix import read_indicators
 
     found = read_indicators(path)
     key_ids = set(found["fingerprint_key_ids"])
-    templates, payments = sorted(found["templates"]), sorted(found["payment_fingerprints"])
-    if key is not None and key_ids and fingerprint_key_id(key) not in key_ids:
-        if templates or payments:
-            logger.warning("%s: its fingerprints are keyed with %s, not this detector's key "
-                           "(%s); only its networks and ASNs are used", path,
-                           ", ".join(sorted(key_ids)), fingerprint_key_id(key))
-        templates, payments = [], []
-    campaign = CampaignIndicators(
-        campaign_id=f"stix:{path.stem}", source=f"stix:{path.name}",
-        templates=tuple(templates), ip_prefixes=tuple(sorted(found["ip_prefixes"])),
-        asns=tuple(sorted(found["asns"])), payment_fingerprints=tuple(payments))
-    return campaign, key_ids
+    foreign = key is not None and key_ids and fingerprint_key_id(key) not in key_ids
+    if foreign and (found["templates"] or found["payment_fingerprints"]):
+        logger.warning("%s: its fingerprints are keyed with %s, not this detector's key "
+                       "(%s); only its networks and ASNs are used", path,
+                       ", ".join(sorted(key_ids)), fingerprint_key_id(key))
+    groups = found["by_campaign"]
+    named = [cid for cid in groups if cid is not None]
+    names = [found["campaigns"].get(cid) or cid for cid in named]
+    merged: dict[str, dict[str, set]] = {}
+    for cid, group in groups.items():
+        if cid is None or len(named) == 1:
+            campaign_id = f"stix:{path.stem}"
+        else:
+            name = found["campaigns"].get(cid) or cid
+            if names.count(name) > 1:
+                name = f"{name}-{cid.partition('--')[2][:8]}"
+            campaign_id = f"stix:{path.stem}/{name}"
+        target = merged.setdefault(campaign_id, {kind: set() for kind in group})
+        for kind, values in group.items():
+            target[kind] |= values
+    out = [CampaignIndicators(
+        campaign_id=campaign_id, source=f"stix:{path.name}",
+        templates=() if foreign else tuple(sorted(group["templates"])),
+        ip_prefixes=tuple(sorted(group["ip_prefixes"])), asns=tuple(sorted(group["asns"])),
+        payment_fingerprints=() if foreign else tuple(sorted(group["payment_fingerprints"])))
+        for campaign_id, group in sorted(merged.items())]
+    return out, key_ids
 
 
 def read_account_facts(path: Path) -> dict[str, AccountInfo]:

@@ -446,7 +446,10 @@ def read_indicators(path: Path) -> dict[str, Any]:
     Returns:
         ``templates``, ``ip_prefixes`` (canonical: ``203.0.113.0/24``, ``2001:db8::1``),
         ``payment_fingerprints`` and ``fingerprint_key_ids`` as sets of strings, ``asns`` as a
-        set of ints, ``campaigns`` as ``{stix campaign id: name}`` and ``skipped`` as an int.
+        set of ints, ``campaigns`` as ``{stix campaign id: name}``, ``skipped`` as an int, and
+        ``by_campaign``: ``{stix campaign id: {indicator key: set of values}}`` following the
+        bundle's ``indicates`` relationships (the values no relationship ties to a campaign of
+        the bundle are under ``None``).
 
     Raises:
         DistillwatchInputError: If the file cannot be read, is not JSON or is not a valid STIX
@@ -455,9 +458,14 @@ def read_indicators(path: Path) -> dict[str, Any]:
     bundle = _load_bundle(path)
     result: dict[str, Any] = {key: set() for key in INDICATOR_KEYS}
     result.update(fingerprint_key_ids=set(), campaigns={}, skipped=0)
+    values_of: dict[str, list[tuple[str, Any]]] = {}  # indicator id -> its values
+    indicates: dict[str, set[str]] = {}               # indicator id -> campaign ids
     for obj in bundle.get("objects") or []:
         if obj.get("type") == "campaign":
             result["campaigns"][obj["id"]] = obj.get("name")
+        if (obj.get("type") == "relationship" and obj.get("relationship_type") == "indicates"
+                and not obj.get("revoked", False)):
+            indicates.setdefault(obj.get("source_ref"), set()).add(obj.get("target_ref"))
         if obj.get("type") != "indicator":
             continue
         values = None
@@ -475,7 +483,16 @@ def read_indicators(path: Path) -> dict[str, Any]:
             continue
         for key, value in values:
             result[key].add(value)
+        values_of[obj["id"]] = values
         key_id = (obj.get("extensions") or {}).get(EXTENSION_ID, {}).get("fingerprint_key_id")
         if isinstance(key_id, str):
             result["fingerprint_key_ids"].add(key_id)
+    by_campaign: dict[str | None, dict[str, set]] = {}
+    for indicator, values in values_of.items():
+        targets = {c for c in indicates.get(indicator, ()) if c in result["campaigns"]}
+        for target in targets or {None}:
+            group = by_campaign.setdefault(target, {key: set() for key in INDICATOR_KEYS})
+            for key, value in values:
+                group[key].add(value)
+    result["by_campaign"] = by_campaign
     return result
