@@ -14,28 +14,26 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from distillwatch.link.bitsets import bit_rows, overlap
+
 CO_ACTIVE_SCHEMA = pa.schema([("a", pa.string()), ("b", pa.string()), ("co", pa.int64())])
-_CHUNK_BYTES = 64 << 20  # bitset words gathered at once, per side
 
 
 def bitsets(buckets: pa.Table) -> tuple[pa.Array, np.ndarray]:
-    """Each account's active buckets as a bitset.
+    """Each account's active buckets as a row of bits.
 
     Args:
         buckets: Distinct ``account_id``, ``bucket`` (integer bucket numbers).
 
     Returns:
-        The accounts (a string array) and their bitsets (accounts x words, uint64).
+        The accounts (a string array) and their bit rows (accounts x words, uint64).
     """
     encoded = pc.dictionary_encode(buckets["account_id"].combine_chunks().cast(pa.string()))
-    accounts, index = encoded.dictionary, encoded.indices.to_numpy().astype(np.int64)
+    accounts, index = encoded.dictionary, encoded.indices.to_numpy()
     bucket = buckets["bucket"].to_numpy().astype(np.int64)
     offset = bucket - (bucket.min() if len(bucket) else 0)
-    words = int(offset.max() // 64 + 1) if len(offset) else 1
-    bits = np.zeros((len(accounts), words), dtype=np.uint64)
-    np.bitwise_or.at(bits, (index, offset // 64),
-                     np.left_shift(np.uint64(1), (offset % 64).astype(np.uint64)))
-    return accounts, bits
+    span = int(offset.max()) + 1 if len(offset) else 1
+    return accounts, bit_rows(index, offset, len(accounts), span)
 
 
 def co_active(pairs: pa.Table, buckets: pa.Table) -> pa.Table:
@@ -58,11 +56,6 @@ def co_active(pairs: pa.Table, buckets: pa.Table) -> pa.Table:
     kept = pairs.filter(both)
     i = left.filter(both).to_numpy().astype(np.int64)
     j = right.filter(both).to_numpy().astype(np.int64)
-    co = np.empty(len(i), dtype=np.int64)
-    step = max(1, _CHUNK_BYTES // (bits.shape[1] * 8))
-    for start in range(0, len(i), step):
-        stop = start + step
-        shared = np.bitwise_and(bits[i[start:stop]], bits[j[start:stop]])
-        co[start:stop] = np.bitwise_count(shared).sum(axis=1, dtype=np.int64)
+    co = overlap(bits, i, j)
     return pa.table({"a": kept["a"].cast(pa.string()), "b": kept["b"].cast(pa.string()),
                      "co": pa.array(co, pa.int64())}, schema=CO_ACTIVE_SCHEMA)

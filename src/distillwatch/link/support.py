@@ -16,8 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from scipy import sparse
 
+from distillwatch.link.bitsets import bit_rows, overlap
+
+# Up to this size the adjacency is a bit matrix (n x n bits: 45k accounts with edges), above
+# it a sparse matrix (slower for a hydra: its rows are thousands long).
+_BIT_MATRIX_BYTES = 256 << 20
 EDGE_SCHEMA = pa.schema([("a", pa.string()), ("b", pa.string()), ("strength", pa.float64()),
                          ("common", pa.int64())])
 
@@ -40,10 +46,36 @@ def supported_edges(candidates: pa.Table, min_support: float,
         return EDGE_SCHEMA.empty_table()
     ends = pa.concat_arrays([candidates["a"].combine_chunks().cast(pa.string()),
                              candidates["b"].combine_chunks().cast(pa.string())])
-    nodes, index = np.unique(ends.to_numpy(zero_copy_only=False), return_inverse=True)
+    # The accounts in sorted order and each end's index among them (hashing, then sorting
+    # the distinct ids only: np.unique of millions of strings took seconds).
+    encoded = pc.dictionary_encode(ends)
+    order = pc.array_sort_indices(encoded.dictionary).to_numpy()
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    index = rank[encoded.indices.to_numpy()]
+    nodes = encoded.dictionary.take(pa.array(order))
     m = candidates.num_rows
     a, b = index[:m], index[m:]
     n = len(nodes)
+    if n * n <= _BIT_MATRIX_BYTES * 8:  # n x n bits: popcounts of row ANDs
+        adjacency = bit_rows(np.concatenate([a, b]), np.concatenate([b, a]), n, n)
+        degree = np.bitwise_count(adjacency).sum(axis=1, dtype=np.int64)
+        common = overlap(adjacency, a, b)
+    else:
+        degree, common = _sparse_common(a, b, n, chunk_edges)
+    needed = np.maximum(1.0, min_support * (np.minimum(degree[a], degree[b]) - 1))
+    kept = common >= needed
+    return pa.table({"a": nodes.take(pa.array(a[kept])),
+                     "b": nodes.take(pa.array(b[kept])),
+                     "strength": candidates["strength"].combine_chunks().cast(pa.float64())
+                     .filter(pa.array(kept)),
+                     "common": pa.array(common[kept], pa.int64())}, schema=EDGE_SCHEMA)
+
+
+def _sparse_common(a: np.ndarray, b: np.ndarray, n: int, chunk_edges: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    # Too many accounts for an n x n bit matrix: the row-wise product of a sparse adjacency.
+    m = len(a)
     ones = np.ones(2 * m, dtype=np.int32)
     adjacency = sparse.csr_matrix((ones, (np.concatenate([a, b]), np.concatenate([b, a]))),
                                   shape=(n, n))
@@ -55,10 +87,4 @@ def supported_edges(candidates: pa.Table, min_support: float,
         stop = min(m, start + chunk_edges)
         rows = adjacency[a[start:stop]].multiply(adjacency[b[start:stop]])
         common[start:stop] = np.asarray(rows.sum(axis=1)).ravel()
-    needed = np.maximum(1.0, min_support * (np.minimum(degree[a], degree[b]) - 1))
-    kept = common >= needed
-    return pa.table({"a": pa.array(nodes[a[kept]], pa.string()),
-                     "b": pa.array(nodes[b[kept]], pa.string()),
-                     "strength": candidates["strength"].combine_chunks().cast(pa.float64())
-                     .filter(pa.array(kept)),
-                     "common": pa.array(common[kept], pa.int64())}, schema=EDGE_SCHEMA)
+    return degree, common
