@@ -39,8 +39,9 @@ litellm-venv: $(LBIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/distillwatch demo --out demo-out
 
+# Two test processes (pytest-xdist): many tests wait on real servers, Spark or Redis.
 test: $(BIN)/.installed $(LBIN)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests benchmarks
