@@ -143,9 +143,6 @@ class _UpstreamConnection(asyncio.Protocol):
         reason = f"{type(exc).__name__}: {exc}" if exc else "the upstream closed the connection"
         user.upstream_failed("unreachable", reason, self)
 
-    def pause_writing(self) -> None:  # the request body is larger than the socket buffer
-        pass
-
     # -- httptools --
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
@@ -354,14 +351,14 @@ class _Request:
 class _Exchange:
     """One API call on the fast path, from the admitted request to the end of its answer."""
 
-    __slots__ = ("front", "api", "route", "started", "sent", "answered", "now", "account",
+    __slots__ = ("front", "api", "started", "sent", "answered", "now", "account",
                  "key_id", "ip", "user_agent", "body", "parsed", "data", "conn", "retried",
                  "status", "chunked", "encoding", "streamed", "chunks", "task", "done")
 
     def __init__(self, front: _Front, api: str, started: float, now: float,
                  who: tuple[str | None, str | None, str | None], user_agent: str | None,
                  body: bytes, parsed: dict | None, data: bytes) -> None:
-        self.front, self.api, self.route, self.started, self.now = front, api, api, started, now
+        self.front, self.api, self.started, self.now = front, api, started, now
         self.account, self.key_id, self.ip = who
         self.user_agent, self.body, self.parsed, self.data = user_agent, body, parsed, data
         self.sent = self.answered = 0.0
@@ -429,8 +426,8 @@ class _Exchange:
             kept.append((b"connection", b"close"))
         front.write(_head(status, kept))
         metrics = gateway.metrics
-        metrics.request(self.route, status)
-        metrics.timing(self.route, self.answered - self.sent,
+        metrics.request(self.api, status)
+        metrics.timing(self.api, self.answered - self.sent,
                        (self.sent - self.started) + (perf_counter() - self.answered))
 
     def upstream_body(self, chunk: bytes) -> None:
@@ -471,14 +468,14 @@ class _Exchange:
         front = self.front
         failed = perf_counter()
         answer = front.gateway.upstream_failure(
-            self.api, self.route, kind, message, self.now, self.account, self.key_id,
+            self.api, self.api, kind, message, self.now, self.account, self.key_id,
             self.ip, self.user_agent, self.body, self.parsed)
         self.chunks = None  # logged by upstream_failure
         self.done = True
         front.answer(answer.status, answer.headers, answer.body)
         metrics = front.gateway.metrics
-        metrics.request(self.route, answer.status)
-        metrics.timing(self.route, failed - self.sent if self.sent else None,
+        metrics.request(self.api, answer.status)
+        metrics.timing(self.api, failed - self.sent if self.sent else None,
                        (self.sent - self.started if self.sent else 0.0)
                        + (perf_counter() - failed))
         front.finished(self)
