@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import random
 
-from distillwatch.fingerprint.sketch import BANDS, band_overlap, keyed_hash, sketch_many
+import pyarrow as pa
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from distillwatch.fingerprint import sketch
+from distillwatch.fingerprint.sketch import (
+    BANDS,
+    band_overlap,
+    keyed_hash,
+    sketch_columns,
+    sketch_many,
+)
 
 KEY = b"test-key"
 WORDS = ("river", "market", "engine", "theory", "garden", "silver", "window", "planet",
@@ -56,3 +67,39 @@ def test_keys_change_every_fingerprint_and_lines_are_hashed():
     assert set(one.band_keys).isdisjoint(other.band_keys)
     assert one.line_hashes and set(one.line_hashes).isdisjoint(other.line_hashes)
     assert keyed_hash(KEY, "x") == keyed_hash(KEY, "x") != keyed_hash(KEY, "y")
+
+
+# Texts whose ends decide the one-line frame, head and tail keys: long and short, with runs
+# of Unicode whitespace, long unbroken tokens (a window then holds too few words) and
+# non-ASCII words whose case changes.
+_WORD = st.text(alphabet=st.sampled_from("abcXYZéÉİßΣσ日本<>0123"), min_size=1, max_size=40)
+_GAP = st.sampled_from([" ", "  ", "\t", "\u00a0", "\u2003", " \u3000 "])
+_TEXT = st.lists(st.tuples(_WORD, _GAP), max_size=120).map(
+    lambda parts: "".join(word + gap for word, gap in parts).strip())
+
+
+def _sketch_with_ends(prompts: pa.Array, end_chars: int):
+    saved = sketch.END_CHARS
+    sketch.END_CHARS = end_chars
+    try:
+        return sketch_columns(prompts, KEY)
+    finally:
+        sketch.END_CHARS = saved
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_TEXT, min_size=1, max_size=8))
+# A 24-character window that ends inside the twelfth word (at either end).
+@example(["a b c d e f g h i j k longword " + "m " * 40 + "end"])
+@example(["start " + "m " * 40 + "wordlong k j i h g f e d c b a"])
+def test_end_words_read_near_the_ends_equal_a_whole_split(texts):
+    """Splitting long texts only near their ends gives the sketch of splitting them whole,
+    with the default window and with one so small that long tokens overflow it."""
+    prompts = pa.array(texts, pa.string())
+    whole = _sketch_with_ends(prompts, 10**9)
+    for end_chars in (sketch.END_CHARS, 24):
+        near = _sketch_with_ends(prompts, end_chars)
+        assert (near.band_keys == whole.band_keys).all()
+        assert (near.head_key == whole.head_key).all()
+        assert (near.tail_key == whole.tail_key).all()
+        assert near.line_hashes.equals(whole.line_hashes)

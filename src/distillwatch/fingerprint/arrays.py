@@ -71,10 +71,19 @@ def _numpy_index(indices: pa.Array) -> np.ndarray:
     return pc.fill_null(indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
+# Words, lines and tool definitions repeat from batch to batch, so their hashes are kept in
+# the process (per key and domain) for the next batch: up to this many per domain, then all
+# forgotten at once.
+REMEMBERED = 1 << 18
+_remembered: dict[tuple, dict[bytes | None, int]] = {}
+
+
 def hash_values(key: bytes, domain: bytes, values: pa.Array,
-                transform: Callable[[bytes], bytes] | None = None) -> np.ndarray:
+                transform: Callable[[bytes], bytes] | None = None,
+                remember: bool = False) -> np.ndarray:
     """``keyed_hash(key, domain, v)`` of each value (uint64), from the UTF-8 bytes in the Arrow
-    buffer; ``transform`` rewrites each value's bytes first."""
+    buffer; ``transform`` rewrites each value's bytes first. ``remember`` keeps the hashes
+    for later calls (for values that recur across batches)."""
     prefix = hashlib.blake2b(digest_size=8, key=key)
     prefix.update(domain)
     prefix.update(b"\x1f")
@@ -87,20 +96,34 @@ def hash_values(key: bytes, domain: bytes, values: pa.Array,
         return int.from_bytes(digest.digest(), "little")
 
     data = values.cast(pa.binary()).to_pylist()
+    if remember:
+        known = _remembered.setdefault((key, domain, transform), {})
+        if len(known) > REMEMBERED:
+            known.clear()
+
+        def recalled(data: bytes | None) -> int:
+            value = known.get(data)
+            if value is None:
+                value = known[data] = one(data)
+            return value
+
+        return np.fromiter(map(recalled, data), dtype=np.uint64, count=len(data))
     return np.fromiter(map(one, data), dtype=np.uint64, count=len(data))
 
 
 def keyed_hashes(key: bytes, domain: bytes, strings: pa.Array,
-                 transform: Callable[[bytes], bytes] | None = None) -> np.ndarray:
+                 transform: Callable[[bytes], bytes] | None = None,
+                 remember: bool = False) -> np.ndarray:
     """``keyed_hash(key, domain, s)`` of every string, as uint64; nulls hash like ``""``.
 
-    Each distinct string is hashed once.
+    Each distinct string is hashed once (``remember``: see ``hash_values``).
     """
     if len(strings) == 0:
         return np.zeros(0, dtype=np.uint64)
     distinct = Distinct.of(strings)
-    empty = hash_values(key, domain, pa.array([""]))[0]
-    return distinct.per_row(hash_values(key, domain, distinct.values, transform), empty)
+    empty = hash_values(key, domain, pa.array([""]), remember=remember)[0]
+    return distinct.per_row(hash_values(key, domain, distinct.values, transform, remember),
+                            empty)
 
 
 def domain_constant(key: bytes, domain: bytes) -> np.uint64:

@@ -106,12 +106,13 @@ def _tools_hash(key: bytes, tools: pa.ListArray) -> pa.Array:
     flat = flat_values(tools)
     function = _field(flat, "function")
     with np.errstate(over="ignore"):
-        described = (mix(keyed_hashes(key, b"tool-type", _field(flat, "type")))
-                     ^ mix(keyed_hashes(key, b"tool-name", _field(function, "name")) + np.uint64(1))
-                     ^ mix(keyed_hashes(key, b"tool-description", _field(function, "description"))
-                           + np.uint64(2))
+        described = (mix(keyed_hashes(key, b"tool-type", _field(flat, "type"), remember=True))
+                     ^ mix(keyed_hashes(key, b"tool-name", _field(function, "name"), remember=True)
+                         + np.uint64(1))
+                     ^ mix(keyed_hashes(key, b"tool-description", _field(function, "description"),
+                                        remember=True) + np.uint64(2))
                      ^ mix(keyed_hashes(key, b"tool-parameters", _field(function, "parameters"),
-                                        transform=_sorted_json) + np.uint64(3)))
+                                        transform=_sorted_json, remember=True) + np.uint64(3)))
     hashes = sequence_hashes(described, offsets, domain_constant(key, b"tools"))
     present = np.diff(offsets) > 0
     return pa.array(as_signed(hashes), pa.int64(), mask=~present)
@@ -201,7 +202,8 @@ def features_from_arrow(batch: pa.Table | pa.RecordBatch, key: bytes) -> pa.Tabl
     masked = mask_texts(prompts)
     sketch = sketch_columns(prompts, key, masked=masked)
     system_hash = pa.array(as_signed(systems.per_row(
-        hash_values(key, b"system", systems.values), 0)), pa.int64(), mask=systems.index < 0)
+        hash_values(key, b"system", systems.values, remember=True), 0)), pa.int64(),
+        mask=systems.index < 0)
     budget = pc.if_else(pa.array(enabled), _field(reasoning, "budget_tokens"),
                         pa.scalar(None, pa.int64()))
     columns = {

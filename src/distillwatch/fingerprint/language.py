@@ -37,9 +37,12 @@ _LATIN_WORDS = {
 }
 _CODES = list(_LATIN_WORDS)
 _VOCABULARY = pa.array(sorted(set().union(*_LATIN_WORDS.values())))
-# _MEMBERSHIP[word, language]: 1 where the word is one of the language's common words.
-_MEMBERSHIP = np.array([[word in _LATIN_WORDS[code] for code in _CODES]
-                        for word in _VOCABULARY.to_pylist()], dtype=float)
+# Per vocabulary word, how many languages list it, and those languages' indices in order.
+_MEMBERSHIP = [[lang for lang, code in enumerate(_CODES) if word in _LATIN_WORDS[code]]
+               for word in _VOCABULARY.to_pylist()]
+_MEMBER_COUNT = np.array([len(langs) for langs in _MEMBERSHIP], dtype=np.int64)
+_MEMBER_LANGS = np.array([lang for langs in _MEMBERSHIP for lang in langs], dtype=np.int64)
+_MEMBER_START = np.concatenate([[0], np.cumsum(_MEMBER_COUNT)[:-1]])
 # Words are whitespace-separated, trimmed of punctuation; letters are the characters of words
 # that hold a letter (scripts without spaces make one long word).
 _PUNCTUATION = ".,;:!?¿¡()[]{}<>\"'«»“”‘’…-–—/*#_`~|"
@@ -58,9 +61,14 @@ def languages(values: pa.Array) -> pa.Array:
         alpha, pc.utf8_length(flat).to_numpy(zero_copy_only=False), 0), minlength=len(values))
     found = pc.index_in(flat, _VOCABULARY).to_numpy(zero_copy_only=False)
     known = ~np.isnan(found) if found.dtype.kind == "f" else found >= 0
-    index = np.where(known, np.nan_to_num(found), 0).astype(np.int64)
-    scores = np.stack([np.bincount(rows[known], weights=_MEMBERSHIP[index[known], lang],
-                                   minlength=len(values)) for lang in range(len(_CODES))])
+    index = np.where(known, np.nan_to_num(found), 0).astype(np.int64)[known]
+    # One count per (row, language) of every known word's languages.
+    repeats = _MEMBER_COUNT[index]
+    member = np.repeat(_MEMBER_START[index], repeats) + (
+        np.arange(repeats.sum()) - np.repeat(np.cumsum(repeats) - repeats, repeats))
+    cells = np.repeat(rows[known], repeats) * len(_CODES) + _MEMBER_LANGS[member]
+    scores = np.bincount(cells, minlength=len(values) * len(_CODES)).reshape(
+        len(values), len(_CODES)).T
     best = np.argmax(scores, axis=0)
     codes = np.array(_CODES, dtype=object)
     result = np.where(scores[best, np.arange(len(values))] > 0, codes[best], "en").astype(object)

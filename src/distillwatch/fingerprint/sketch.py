@@ -43,6 +43,8 @@ BANDS = 16
 ROWS = NUM_PERM // BANDS
 SHINGLE = 3
 EDGE_WORDS = 12
+# A long text's end words are read within this many characters of either end.
+END_CHARS = 384
 MINHASH_SEED = 1729
 HEAD_WORDS = 8
 TAIL_WORDS = 6
@@ -91,20 +93,83 @@ def _shingles(words: np.ndarray, offsets: np.ndarray, seed: np.uint64) -> tuple[
     return tokens, owners
 
 
-def _edge_words(offsets: np.ndarray, marker: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices into the words of each text for a one-line frame: every word, or the first and
-    last EDGE_WORDS around one ``marker`` index (-1) when the text is longer than both."""
+def _end_words(masked: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """Each text's lowercased words at its ends, and which texts have more than those.
+
+    Returns (words, offsets, long): per text all its words when it has at most
+    ``2 * EDGE_WORDS``, else its first and last ``EDGE_WORDS`` (``long``). Only these are
+    ever used, so a text longer than ``2 * END_CHARS`` characters is split only within
+    ``END_CHARS`` of either end; where a window holds too few words for that to be exact (a
+    long unbroken token), the whole text is split.
+    """
+    count = len(masked)
+    chars = pc.utf8_length(masked).to_numpy(zero_copy_only=False)
+    wide = np.flatnonzero(chars > 2 * END_CHARS)
+    if len(wide):
+        chosen = pc.take(masked, pa.array(wide))
+        heads = pc.utf8_split_whitespace(pc.utf8_lower(pc.utf8_slice_codeunits(
+            chosen, 0, END_CHARS)))
+        tails = pc.utf8_split_whitespace(pc.utf8_lower(pc.utf8_slice_codeunits(
+            chosen, -END_CHARS)))
+        head_offsets, tail_offsets = list_offsets(heads), list_offsets(tails)
+        # A window's first (head) or last (tail) EDGE_WORDS are whole words when one more
+        # token follows (precedes) them inside the window; the text then has more than
+        # 2 * EDGE_WORDS words, as the two windows do not overlap.
+        exact = (np.diff(head_offsets) > EDGE_WORDS) & (np.diff(tail_offsets) > EDGE_WORDS)
+    else:
+        exact = np.zeros(0, dtype=bool)
+    whole_rows = np.ones(count, dtype=bool)
+    whole_rows[wide[exact]] = False
+    whole_rows = np.flatnonzero(whole_rows)
+    whole = pc.utf8_split_whitespace(pc.utf8_lower(
+        masked if len(whole_rows) == count else pc.take(masked, pa.array(whole_rows))))
+    whole_offsets = list_offsets(whole)
+    whole_lengths = np.diff(whole_offsets)
+
+    # Per text two runs of the concatenated (whole, heads, tails) words: (start_a, length_a)
+    # then (start_b, length_b).
+    start_a = np.zeros(count, dtype=np.int64)
+    start_b = np.zeros(count, dtype=np.int64)
+    length_a = np.zeros(count, dtype=np.int64)
+    length_b = np.zeros(count, dtype=np.int64)
+    long = np.zeros(count, dtype=bool)
+    long[whole_rows] = whole_lengths > 2 * EDGE_WORDS
+    cut = long[whole_rows]
+    start_a[whole_rows] = whole_offsets[:-1]
+    length_a[whole_rows] = np.where(cut, EDGE_WORDS, whole_lengths)
+    start_b[whole_rows] = whole_offsets[1:] - EDGE_WORDS
+    length_b[whole_rows] = np.where(cut, EDGE_WORDS, 0)
+    pieces = [flat_values(whole)]
+    if len(wide):
+        rows = wide[exact]
+        long[rows] = True
+        start_a[rows] = whole_offsets[-1] + head_offsets[:-1][exact]
+        length_a[rows] = EDGE_WORDS
+        start_b[rows] = whole_offsets[-1] + head_offsets[-1] + tail_offsets[1:][exact] - EDGE_WORDS
+        length_b[rows] = EDGE_WORDS
+        pieces += [flat_values(heads), flat_values(tails)]
+    lengths = length_a + length_b
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    row = np.repeat(np.arange(count), lengths)
+    index = positions(offsets)
+    gather = np.where(index < length_a[row], start_a[row] + index,
+                      start_b[row] + index - length_a[row])
+    values = pa.concat_arrays(pieces) if len(pieces) > 1 else pieces[0]
+    return pc.take(values, pa.array(gather)), offsets, long
+
+
+def _edge_words(offsets: np.ndarray, long: np.ndarray, marker: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into the end words of each text (``_end_words``) for a one-line frame: every
+    word, with one ``marker`` index (-1) between the head and the tail of a long text."""
     lengths = np.diff(offsets)
     index = positions(offsets)
     row = np.repeat(np.arange(len(lengths)), lengths)
-    long = lengths[row] > 2 * EDGE_WORDS
-    keep = ~long | (index < EDGE_WORDS) | (index >= lengths[row] - EDGE_WORDS)
-    chosen = np.flatnonzero(keep) + offsets[0]
-    chosen_row = row[keep]
+    chosen = np.arange(offsets[0], offsets[-1], dtype=np.int64)
     # Insert the marker after the head of every long text.
-    at = np.flatnonzero(long[keep] & (index[keep] == EDGE_WORDS - 1))
+    at = np.flatnonzero(long[row] & (index == EDGE_WORDS - 1))
     out = np.insert(chosen, at + 1, marker)
-    out_row = np.insert(chosen_row, at + 1, chosen_row[at])
+    out_row = np.insert(row, at + 1, row[at])
     counts = np.bincount(out_row, minlength=len(lengths))
     return out, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
@@ -147,26 +212,20 @@ def sketch_columns(prompts: pa.Array, key: bytes, masked: pa.Array | None = None
     frame_lines = lines.filter(pa.array(multi))
     line_words = pc.utf8_split_whitespace(pc.utf8_lower(frame_lines))
     word_offsets = list_offsets(line_words)
-    word_hashes = keyed_hashes(key, b"word", flat_values(line_words))
+    word_hashes = keyed_hashes(key, b"word", flat_values(line_words), remember=True)
     line_tokens, line_owner = _shingles(word_hashes, word_offsets, domain_constant(key, b"shingle"))
     tokens_a, rows_a = line_tokens, line_row[multi][line_owner]
 
-    # Every word of the masked prompt (lowercased): one-line frames, head and tail.
-    words = pc.utf8_split_whitespace(pc.utf8_lower(masked))
-    offsets = list_offsets(words)
-    # Only the words at either end are ever used: hash those.
-    index, lengths = positions(offsets), np.diff(offsets)
-    row_length = np.repeat(lengths, lengths)
-    edge = (index < EDGE_WORDS) | (index >= row_length - EDGE_WORDS)
-    hashes = np.zeros(len(edge), dtype=np.uint64)
-    hashes[edge] = keyed_hashes(key, b"word", flat_values(words).filter(pa.array(edge)))
+    # The words at either end of the masked prompt (lowercased): one-line frames, head, tail.
+    words, offsets, long = _end_words(masked)
+    lengths = np.diff(offsets)
+    hashes = keyed_hashes(key, b"word", words, remember=True)
     single = np.flatnonzero(frame_count < 2)
-    single_offsets = np.concatenate([[0], np.cumsum(np.diff(offsets)[single])]).astype(np.int64)
-    gather = np.repeat(offsets[single] - offsets[0], np.diff(offsets)[single]) + positions(
-        single_offsets)
+    single_offsets = np.concatenate([[0], np.cumsum(lengths[single])]).astype(np.int64)
+    gather = np.repeat(offsets[single], lengths[single]) + positions(single_offsets)
     marker_hash = keyed_hashes(key, b"word", pa.array([PAYLOAD.lower()]))
     pool = np.concatenate([hashes[gather], marker_hash])
-    picked, picked_offsets = _edge_words(single_offsets, marker=len(pool) - 1)
+    picked, picked_offsets = _edge_words(single_offsets, long[single], marker=len(pool) - 1)
     edge_tokens, edge_owner = _shingles(pool[picked], picked_offsets,
                                         domain_constant(key, b"shingle"))
     tokens = np.concatenate([tokens_a, edge_tokens])
@@ -188,7 +247,8 @@ def sketch_columns(prompts: pa.Array, key: bytes, masked: pa.Array | None = None
     # Scaffold lines: distinct hashes of the frame lines long enough to be specific.
     scaffold = frame & pc.greater_equal(pc.utf8_length(lines), MIN_LINE_CHARS).to_numpy(
         zero_copy_only=False)
-    line_hashes = as_signed(keyed_hashes(key, b"line", lines.filter(pa.array(scaffold))))
+    line_hashes = as_signed(keyed_hashes(key, b"line", lines.filter(pa.array(scaffold)),
+                                            remember=True))
     owner = line_row[scaffold]
     order = np.lexsort((line_hashes, owner))
     owner, line_hashes = owner[order], line_hashes[order]
