@@ -6,11 +6,16 @@ import logging
 
 from distillwatch.engine import Engine, EngineFrame, SqlPipeline
 from distillwatch.link.components import connected_components
+from distillwatch.link.large_tokens import large_token_evidence
 from distillwatch.link.lockstep import co_active
 from distillwatch.link.pairs_sql import (
     BUCKETS,
+    BURST_KINDS,
     CO_ACTIVE,
+    COMPARED,
     EDGES,
+    LARGE_SHARED,
+    LARGE_TOKENS,
     PIVOT,
     candidate_edge_sql,
     pair_sqls,
@@ -38,7 +43,18 @@ def link_accounts(engine: Engine, settings: LinkSettings,
         ``__dw__link_components`` (node, component) for every account with an edge.
     """
     pairs = pair_sqls(engine.dialect, settings, disabled_families)
-    for steps in (token_sqls(engine.dialect, settings), pairs.evidence, pairs.buckets):
+    for steps in (token_sqls(engine.dialect, settings), *pairs.compared):
+        _run(engine, steps)
+    # The large tokens' evidence of the compared pairs on the driver: bitsets per kind
+    # (link/large_tokens.py).
+    bursts = ", ".join(f"'{kind}'" for kind in BURST_KINDS)
+    large = large_token_evidence(
+        engine.fetch_arrow(f"SELECT a, b FROM {COMPARED}", "link: compared pairs"),
+        engine.fetch_arrow(f"SELECT account_id, kind, family, token, idf FROM {LARGE_TOKENS} "
+                           f"WHERE kind NOT IN ({bursts})", "link: large tokens"))
+    engine.register(LARGE_SHARED, large)
+    logger.info("link: %s has %d rows", LARGE_SHARED, large.num_rows)
+    for steps in (pairs.evidence, pairs.buckets):
         _run(engine, steps)
     # Lockstep overlap on the driver: bitsets of active buckets (link/lockstep.py).
     overlap = co_active(engine.fetch_arrow(f"SELECT a, b FROM {PIVOT}", "link: pair ends"),

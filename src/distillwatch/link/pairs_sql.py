@@ -20,6 +20,9 @@ from distillwatch.settings import LinkSettings
 TOKENS = "__dw__link_tokens"
 PAIRS = "__dw__link_pairs"
 PIVOT = "__dw__link_pivot"
+COMPARED = "__dw__link_candidate_pairs"
+LARGE_TOKENS = "__dw__link_big_tokens"
+LARGE_SHARED = "__dw__link_large_shared"
 BUCKETS = "__dw__link_buckets"
 CO_ACTIVE = "__dw__link_co_active"
 EDGES = "__dw__link_edges"
@@ -34,6 +37,8 @@ IDF_CAP = 8.0
 # Joining in one sign-up burst is suggestive, never proof: several operators can open their
 # accounts the same day. It can carry an edge only together with other evidence.
 BURST_WEIGHT, ACTIVATION_WEIGHT = 0.45, 0.35
+# Kinds whose strength is the largest burst two accounts share, not a sum of idf.
+BURST_KINDS = ("signup", "activation")
 # Jaccard of two accounts' active time buckets at which lockstep starts / is certain.
 SYNC_FLOOR, SYNC_FULL = 0.3, 0.7
 
@@ -45,17 +50,24 @@ def _noisy_or(expression: str) -> str:
 
 @dataclass(frozen=True)
 class PairSteps:
-    """The SQL of the pairs, in three runs around the lockstep overlap (``link.lockstep``).
+    """The SQL of the pairs, in runs around the large tokens' evidence
+    (``link.large_tokens``) and the lockstep overlap (``link.lockstep``).
 
     Attributes:
-        evidence: Builds ``__dw__link_pivot`` (one row per compared pair, its strength per
-            family of token evidence).
+        compared: Runs, in order, each materialising its last step: they build
+            ``__dw__link_candidate_pairs`` (``a``, ``b``: the pairs compared) and
+            ``__dw__link_big_tokens`` (the tokens shared by more than ``max_block``).
+        evidence: Reads those and ``__dw__link_large_shared`` (the large tokens' evidence of
+            the compared pairs but bursts, registered by the link stage); builds
+            ``__dw__link_pivot`` (one row per compared pair, its strength per family of token
+            evidence).
         buckets: Builds ``__dw__link_buckets`` (distinct ``account_id``, ``bucket``, of the
             accounts active in ``sync_min_buckets`` or more).
         timing: Reads those and ``__dw__link_co_active`` (``a``, ``b``, ``co``: the overlap,
             registered by the link stage); builds ``__dw__link_pairs``.
     """
 
+    compared: list[list[SqlStep]]
     evidence: list[SqlStep]
     buckets: list[SqlStep]
     timing: list[SqlStep]
@@ -143,17 +155,27 @@ WHERE ox.organization_id IS NULL OR oy.organization_id IS NULL
    OR ox.organization_id <> oy.organization_id
 """
     # ... and their evidence over the large tokens they share, so that every pair compared
-    # has its evidence counted over every token.
-    big_tokens = f"SELECT * FROM __dw__link_shared_tokens WHERE df > {big}"
-    big_rows = """
-SELECT c.a, c.b, x.kind, x.family, x.idf, least(x.strength, y.strength) AS burst
-FROM __dw__link_candidate_pairs c
-JOIN __dw__link_big_tokens x ON x.account_id = c.a
-JOIN __dw__link_big_tokens y ON y.account_id = c.b AND y.kind = x.kind AND y.token = x.token
+    # has its evidence counted over every token: bursts here, the other kinds on the driver
+    # (``__dw__link_large_shared``).
+    big_tokens = f"""
+SELECT account_id, kind, family, token, idf, strength
+FROM __dw__link_shared_tokens WHERE df > {big}
 """
-    shared = """
-SELECT a, b, kind, family, sum(idf) AS idf_sum, max(burst) AS burst, count(*) AS tokens
-FROM (SELECT * FROM __dw__link_small_rows UNION ALL SELECT * FROM __dw__link_big_rows)
+    bursts = ", ".join(f"'{kind}'" for kind in BURST_KINDS)
+    big_bursts = f"""
+SELECT c.a, c.b, x.kind, x.family, x.idf, least(x.strength, y.strength) AS burst
+FROM {COMPARED} c
+JOIN {LARGE_TOKENS} x ON x.account_id = c.a AND x.kind IN ({bursts})
+JOIN {LARGE_TOKENS} y ON y.account_id = c.b AND y.kind = x.kind AND y.token = x.token
+"""
+    shared = f"""
+SELECT a, b, kind, family, sum(idf_sum) AS idf_sum, max(burst) AS burst,
+       CAST(sum(tokens) AS BIGINT) AS tokens
+FROM (SELECT a, b, kind, family, idf AS idf_sum, burst, 1 AS tokens FROM __dw__link_small_rows
+      UNION ALL
+      SELECT a, b, kind, family, idf AS idf_sum, burst, 1 AS tokens FROM __dw__link_big_bursts
+      UNION ALL
+      SELECT a, b, kind, family, idf_sum, burst, tokens FROM {LARGE_SHARED})
 GROUP BY a, b, kind, family
 """
     off = ", ".join(f"'{f}'" for f in disabled_families) or "''"
@@ -213,16 +235,18 @@ SELECT *, {count_families} AS families, 1.0 - {combined} AS strength
 FROM __dw__link_timed
 """
     return PairSteps(
+        compared=[
+            [SqlStep(df, "__dw__link_token_df"),
+             SqlStep(shared_tokens, "__dw__link_shared_tokens")],
+            [SqlStep(small_rows, "__dw__link_small_rows")],
+            [SqlStep(order_keys, "__dw__link_order_keys"),
+             SqlStep(passes, "__dw__link_windows"),
+             SqlStep(window_rows, "__dw__link_window_rows"),
+             SqlStep(candidates, COMPARED)],
+            [SqlStep(big_tokens, LARGE_TOKENS)],
+        ],
         evidence=[
-            SqlStep(df, "__dw__link_token_df"),
-            SqlStep(shared_tokens, "__dw__link_shared_tokens"),
-            SqlStep(order_keys, "__dw__link_order_keys"),
-            SqlStep(passes, "__dw__link_windows"),
-            SqlStep(small_rows, "__dw__link_small_rows"),
-            SqlStep(window_rows, "__dw__link_window_rows"),
-            SqlStep(candidates, "__dw__link_candidate_pairs"),
-            SqlStep(big_tokens, "__dw__link_big_tokens"),
-            SqlStep(big_rows, "__dw__link_big_rows"),
+            SqlStep(big_bursts, "__dw__link_big_bursts"),
             SqlStep(shared, "__dw__link_shared"),
             SqlStep(kinds, "__dw__link_kinds"),
             SqlStep(by_family, "__dw__link_family_rows"),

@@ -15,8 +15,10 @@ _ANON = ", ".join(f"'{kind}'" for kind in ANONYMISING_NETWORKS)
 
 def _member_exchanges(dialect: Dialect) -> str:
     day = f"CAST(floor({dialect.epoch_seconds('f.ts')} / 86400) AS BIGINT)"
+    # Only the columns the totals read: a campaign's exchanges can be half of the window.
     return f"""
-SELECT m.campaign_id, {day} AS day, f.*
+SELECT m.campaign_id, {day} AS day, f.account_id, f.ts, f.prompt_hash, f.client_ip,
+       f.client_asn, f.client_asn_kind, f.model, f.language
 FROM {MEMBERS} m JOIN __dw__features f ON f.account_id = m.account_id
 """
 
