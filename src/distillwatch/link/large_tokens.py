@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from distillwatch.link.bitsets import bit_rows
+from distillwatch.link.bitsets import bit_rows, pair_rows
 
 LARGE_SHARED_SCHEMA = pa.schema([
     ("a", pa.string()), ("b", pa.string()), ("kind", pa.string()), ("family", pa.string()),
@@ -82,11 +82,7 @@ def large_token_evidence(pairs: pa.Table, tokens: pa.Table) -> pa.Table:
     accounts = pc.unique(account)
     holder = pc.index_in(account, value_set=accounts).to_numpy()
     a_ids, b_ids = (pairs[end].combine_chunks().cast(pa.string()) for end in ("a", "b"))
-    left, right = (pc.index_in(ids, value_set=accounts) for ids in (a_ids, b_ids))
-    both = pc.and_(pc.is_valid(left), pc.is_valid(right))
-    kept = np.flatnonzero(both.to_numpy(zero_copy_only=False))
-    left = left.filter(both).to_numpy().astype(np.int64)
-    right = right.filter(both).to_numpy().astype(np.int64)
+    kept, left, right = pair_rows(pairs, accounts)
     kinds = tokens["kind"].combine_chunks().cast(pa.string())
     values = tokens["token"].combine_chunks().cast(pa.string())
     idf = tokens["idf"].combine_chunks().to_numpy(zero_copy_only=False).astype(float)

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from distillwatch.link.bitsets import bit_rows, overlap
+from distillwatch.link.bitsets import bit_rows, overlap, pair_rows
 
 CO_ACTIVE_SCHEMA = pa.schema([("a", pa.string()), ("b", pa.string()), ("co", pa.int64())])
 
@@ -50,12 +50,8 @@ def co_active(pairs: pa.Table, buckets: pa.Table) -> pa.Table:
     if pairs.num_rows == 0 or buckets.num_rows == 0:
         return CO_ACTIVE_SCHEMA.empty_table()
     accounts, bits = bitsets(buckets)
-    left = pc.index_in(pairs["a"].cast(pa.string()), value_set=accounts)
-    right = pc.index_in(pairs["b"].cast(pa.string()), value_set=accounts)
-    both = pc.and_(pc.is_valid(left), pc.is_valid(right))
-    kept = pairs.filter(both)
-    i = left.filter(both).to_numpy().astype(np.int64)
-    j = right.filter(both).to_numpy().astype(np.int64)
+    rows, i, j = pair_rows(pairs, accounts)
+    kept = pairs.take(pa.array(rows))
     co = overlap(bits, i, j)
     return pa.table({"a": kept["a"].cast(pa.string()), "b": kept["b"].cast(pa.string()),
                      "co": pa.array(co, pa.int64())}, schema=CO_ACTIVE_SCHEMA)
