@@ -95,3 +95,29 @@ TIMESTAMP = "TIMESTAMPTZ '2026-04-20 00:00:00.5+00'"
 def test_dialect_functions_give_the_expected_answer(engine, make_sql, expected):
     value = engine.fetch_arrow(make_sql(engine.dialect)).column("v")[0].as_py()
     assert value == pytest.approx(expected)
+
+
+SINK_SCHEMA = pa.schema([("account_id", pa.string()), ("tokens", pa.int64())])
+
+
+def test_a_sink_writes_chunks_into_one_table(engine):
+    with engine.sink("__dw__sunk", SINK_SCHEMA) as out:
+        # In place, the table exists (empty) before the first chunk.
+        assert engine.frame("__dw__sunk").count() == 0
+        for start in range(0, EXCHANGES.num_rows, 4):
+            # Columns are taken by name, and cast to the sink's types.
+            chunk = EXCHANGES.slice(start, 4).select(["tokens", "account_id"])
+            out.write(chunk.cast(pa.schema([("tokens", pa.int32()),
+                                            ("account_id", pa.string())])))
+        out.write(EXCHANGES.slice(0, 0))
+    assert out.rows == EXCHANGES.num_rows
+    held = engine.fetch_arrow("SELECT * FROM __dw__sunk ORDER BY account_id, tokens")
+    assert held.schema == SINK_SCHEMA
+    assert held.equals(EXCHANGES.sort_by([("account_id", "ascending"),
+                                          ("tokens", "ascending")]))
+
+
+def test_an_empty_sink_gives_an_empty_table_of_its_schema(engine):
+    with engine.sink("__dw__nothing", SINK_SCHEMA):
+        pass
+    assert engine.fetch_arrow("SELECT * FROM __dw__nothing").schema == SINK_SCHEMA

@@ -237,3 +237,16 @@ def test_an_unreadable_memory_limit_is_an_error():
 
     with pytest.raises(DistillwatchConfigError, match="'lots'"):
         spark_memory("lots")
+
+
+def test_a_sink_collects_chunks_into_one_table(engines):
+    _, spark = engines
+    schema = pa.schema([("exchange_id", pa.string()), ("account_id", pa.string())])
+    assert not spark.appends_in_place
+    with spark.sink("__dw__sunk", schema) as out:
+        for start in range(0, FEATURES.num_rows, 2):
+            out.write(FEATURES.slice(start, 2))
+    assert out.rows == FEATURES.num_rows
+    back = spark.fetch_arrow("SELECT * FROM __dw__sunk")
+    assert back.schema == schema
+    assert _rows(back, "exchange_id") == _rows(FEATURES.select(schema.names), "exchange_id")

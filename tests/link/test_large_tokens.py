@@ -5,31 +5,40 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from distillwatch.link import large_tokens
-from distillwatch.link.large_tokens import LARGE_SHARED_SCHEMA, large_token_evidence
+from distillwatch.link.large_tokens import LARGE_SHARED_SCHEMA, LargeTokens
 
 ACCOUNTS = [f"acct-{i}" for i in range(9)]
+NAMES = pa.array(ACCOUNTS)
 KINDS = {"scaffold": "scaffold", "ip": "network", "prefix": "network"}
 
 
 def _tokens(held: dict[str, set[tuple[str, str]]], idf: dict[tuple[str, str], float]) -> pa.Table:
     rows = [(account, kind, token) for account, found in held.items() for kind, token in found]
-    return pa.table({"account_id": [r[0] for r in rows], "kind": [r[1] for r in rows],
-                     "family": [KINDS[r[1]] for r in rows], "token": [r[2] for r in rows],
+    return pa.table({"holder": pa.array([ACCOUNTS.index(r[0]) for r in rows], pa.int32()),
+                     "kind": pa.array([r[1] for r in rows], pa.string()),
+                     "family": pa.array([KINDS[r[1]] for r in rows], pa.string()),
+                     "token": pa.array([r[2] for r in rows], pa.string()),
                      "idf": pa.array([idf[(r[1], r[2])] for r in rows], pa.float64())})
+
+
+def large_token_evidence(pairs: list[tuple[str, str]], tokens: pa.Table) -> pa.Table:
+    left, right = (np.array([ACCOUNTS.index(p[end]) for p in pairs], dtype=np.int64)
+                   for end in (0, 1))
+    return LargeTokens(tokens, len(ACCOUNTS)).evidence(NAMES, left, right)
 
 
 def _expected(held, idf, pairs) -> dict:
     out = {}
     for a, b in pairs:
-        if a not in held or b not in held:
-            continue
         for kind in KINDS:
-            both = {t for k, t in held[a] if k == kind} & {t for k, t in held[b] if k == kind}
+            both = ({t for k, t in held.get(a, ()) if k == kind}
+                & {t for k, t in held.get(b, ()) if k == kind})
             if both:
                 out[(a, b, kind)] = (sum(idf[(kind, t)] for t in both), len(both))
     return out
@@ -55,9 +64,7 @@ _TOKEN = st.tuples(st.sampled_from(sorted(KINDS)), st.integers(0, 149).map(str))
 def test_counts_and_idf_sums_equal_a_join(held, pairs, seed):
     rng = random.Random(seed)
     idf = {token: rng.uniform(0.1, 8.0) for found in held.values() for token in found}
-    got = _got(large_token_evidence(pa.table({"a": [p[0] for p in pairs],
-                                              "b": [p[1] for p in pairs]}),
-                                    _tokens(held, idf)))
+    got = _got(large_token_evidence(pairs, _tokens(held, idf)))
     expected = _expected(held, idf, pairs)
     assert got.keys() == expected.keys()
     for key, (total, count) in expected.items():
@@ -72,12 +79,12 @@ def test_sums_do_not_depend_on_row_order(monkeypatch):
     rng = random.Random(7)
     held = {a: {("scaffold", str(rng.randrange(300))) for _ in range(40)} for a in ACCOUNTS}
     idf = {token: rng.uniform(0.1, 8.0) for found in held.values() for token in found}
-    pairs = pa.table({"a": ACCOUNTS[:-1] * 3, "b": ACCOUNTS[1:] * 3})
+    pairs = list(zip(ACCOUNTS[:-1] * 3, ACCOUNTS[1:] * 3, strict=True))
     table = _tokens(held, idf)
     first = large_token_evidence(pairs, table)
     shuffled = table.take(pa.array(rng.sample(range(table.num_rows), table.num_rows)))
     assert large_token_evidence(pairs, shuffled).equals(first)
-    expected = _expected(held, idf, list(zip(ACCOUNTS[:-1] * 3, ACCOUNTS[1:] * 3, strict=True)))
+    expected = _expected(held, idf, pairs)
     got = _got(first)
     assert first.num_rows == len(expected) * 3
     assert {key: count for key, (_, count) in got.items()} == {
@@ -86,7 +93,8 @@ def test_sums_do_not_depend_on_row_order(monkeypatch):
 
 def test_no_pairs_or_no_tokens_give_an_empty_table():
     none = _tokens({}, {})
-    assert large_token_evidence(pa.table({"a": ["x"], "b": ["y"]}), none).num_rows == 0
-    assert large_token_evidence(pa.table({"a": pa.array([], pa.string()),
-                                          "b": pa.array([], pa.string())}),
-                                _tokens({"x": {("ip", "1")}}, {("ip", "1"): 1.0})).num_rows == 0
+    assert large_token_evidence([("acct-0", "acct-1")], none).equals(
+        LARGE_SHARED_SCHEMA.empty_table())
+    one = _tokens({"acct-0": {("ip", "1")}}, {("ip", "1"): 1.0})
+    assert large_token_evidence([], one).num_rows == 0
+    assert large_token_evidence([("acct-0", "acct-1")], one).num_rows == 0

@@ -5,13 +5,18 @@ from __future__ import annotations
 import zlib
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from distillwatch.engine import SqlPipeline
 from distillwatch.fingerprint.features import FEATURES_SCHEMA
 from distillwatch.ingest.accounts import ACCOUNTS_SCHEMA
+from distillwatch.link import compared
 from distillwatch.link.campaigns import link_accounts
+from distillwatch.link.compared import chunk_bounds
 from distillwatch.settings import LinkSettings
 
 START = datetime(2026, 4, 20, tzinfo=UTC)
@@ -169,3 +174,51 @@ def test_small_tokens_give_the_same_pairs_and_evidence_as_before(engine):
     wide = _pairs(engine)
     link_accounts(engine, LinkSettings(max_block=6, pair_window=64))
     assert _pairs(engine) == wide
+
+
+def test_compared_pairs_read_in_chunks_give_the_same_evidence_and_clusters(engine,
+                                                                            monkeypatch):
+    # A hydra over max_block (large tokens' evidence) in lockstep (20 exchanges 7 minutes
+    # apart: 14 ten-minute buckets), its pairs read 5 at a time instead of all at once.
+    pool = [f"198.51.100.{n}" for n in range(1, 6)]
+    load(engine, ring("hydra", 16, pool, TEMPLATE, exchanges=20) + bystanders(), [])
+    settings = LinkSettings(max_block=8, pair_window=4)
+    whole = components_of(link_accounts(engine, settings))
+    pairs = _pairs(engine)
+    counts = {name: engine.frame(name).count()
+              for name in ("__dw__link_large_shared", "__dw__link_co_active")}
+    assert min(counts.values()) > 0
+    bounds = []
+    monkeypatch.setattr(compared, "CHUNK_PAIRS", 5)
+    monkeypatch.setattr(compared, "chunk_bounds",
+                        lambda *args: bounds.extend(chunk_bounds(*args)) or bounds)
+    assert components_of(link_accounts(engine, settings)) == whole
+    assert len(bounds) > 3
+    assert {name: engine.frame(name).count() for name in counts} == counts
+    chunked = _pairs(engine)
+    assert chunked.keys() == pairs.keys()
+    for key, row in pairs.items():
+        for field, value in row.items():
+            assert chunked[key][field] == (pytest.approx(value, rel=1e-12)
+                                           if isinstance(value, float) else value)
+
+
+def components_of(frame) -> dict[str, str]:
+    return {row["node"]: row["component"] for row in frame.to_pylist()}
+
+
+@settings(max_examples=60, deadline=None)
+@given(counts=st.lists(st.integers(1, 20), max_size=30), per_chunk=st.integers(1, 40))
+def test_chunk_bounds_cover_every_first_account_once(counts, per_chunk):
+    first = np.arange(0, 3 * len(counts), 3)
+    bounds = chunk_bounds(first, np.array(counts, dtype=np.int64), per_chunk)
+    held = [[n for n, c in zip(first, counts, strict=True) if lo <= n < hi]
+            for lo, hi in bounds]
+    assert sorted(n for chunk in held for n in chunk) == list(first)
+    assert all(chunk for chunk in held)
+    sizes = [sum(counts[n // 3] for n in chunk) for chunk in held]
+    # Each chunk but the last holds at least per_chunk pairs, and would hold fewer without
+    # its last account.
+    assert all(size >= per_chunk for size in sizes[:-1])
+    assert all(size - counts[chunk[-1] // 3] < per_chunk for size, chunk in zip(sizes, held,
+                                                                            strict=True))

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from distillwatch.link.lockstep import CO_ACTIVE_SCHEMA, co_active
+from distillwatch.link.lockstep import CO_ACTIVE_SCHEMA, ActiveBuckets
 
 ACCOUNTS = [f"acct-{i}" for i in range(8)]
+NAMES = pa.array(ACCOUNTS)
+
+
+def co_active(pairs: list[tuple[str, str]], rows: list[tuple[str, int]]) -> pa.Table:
+    buckets = pa.table({"holder": pa.array([ACCOUNTS.index(r[0]) for r in rows], pa.int32()),
+                        "bucket": pa.array([r[1] for r in rows], pa.int64())})
+    left, right = (np.array([ACCOUNTS.index(p[end]) for p in pairs], dtype=np.int64)
+                   for end in (0, 1))
+    return ActiveBuckets(buckets, len(ACCOUNTS)).co_active(NAMES, left, right)
 
 
 @settings(max_examples=60, deadline=None)
@@ -19,20 +29,15 @@ ACCOUNTS = [f"acct-{i}" for i in range(8)]
                       max_size=30))
 def test_overlap_equals_set_intersection(active, pairs):
     rows = [(account, bucket) for account, found in active.items() for bucket in found]
-    buckets = pa.table({"account_id": [r[0] for r in rows],
-                        "bucket": pa.array([r[1] for r in rows], pa.int64())})
-    table = pa.table({"a": [p[0] for p in pairs], "b": [p[1] for p in pairs]})
-    out = co_active(table, buckets)
+    out = co_active(pairs, rows)
     assert out.schema == CO_ACTIVE_SCHEMA
     expected = [(a, b, len(active[a] & active[b])) for a, b in pairs
-                if a in active and b in active]
+                if a in active and b in active and active[a] & active[b]]
     got = zip(out["a"].to_pylist(), out["b"].to_pylist(), out["co"].to_pylist(), strict=True)
     assert list(got) == expected
 
 
 def test_no_pairs_or_no_buckets_give_an_empty_table():
-    empty = pa.table({"account_id": pa.array([], pa.string()),
-                      "bucket": pa.array([], pa.int64())})
-    assert co_active(pa.table({"a": ["x"], "b": ["y"]}), empty).num_rows == 0
-    assert co_active(pa.table({"a": pa.array([], pa.string()), "b": pa.array([], pa.string())}),
-                     pa.table({"account_id": ["x"], "bucket": [5]})).num_rows == 0
+    assert co_active([("acct-0", "acct-1")], []).equals(CO_ACTIVE_SCHEMA.empty_table())
+    assert co_active([], [("acct-0", 5)]).num_rows == 0
+    assert co_active([("acct-0", "acct-1")], [("acct-0", 5)]).num_rows == 0

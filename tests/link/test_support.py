@@ -10,11 +10,13 @@ from hypothesis import strategies as st
 from distillwatch.link import support
 
 NODES = [f"acct-{i:02d}" for i in range(14)]
+NAMES = pa.array(NODES)
 
 
 def _edges(pairs):
     unique = sorted({(min(a, b), max(a, b)) for a, b in pairs if a != b})
-    return pa.table({"a": [p[0] for p in unique], "b": [p[1] for p in unique],
+    return pa.table({"ia": pa.array([NODES.index(p[0]) for p in unique], pa.int32()),
+                     "ib": pa.array([NODES.index(p[1]) for p in unique], pa.int32()),
                      "strength": [0.5] * len(unique)}), unique
 
 
@@ -33,11 +35,11 @@ def test_bit_and_sparse_counts_equal_neighbour_sets(pairs, min_support):
         needed = max(1.0, min_support * (min(len(neighbours[a]), len(neighbours[b])) - 1))
         if common >= needed:
             expected.append((a, b, common))
-    by_bits = support.supported_edges(table, min_support)
+    by_bits = support.supported_edges(table, NAMES, min_support)
     saved = support._BIT_MATRIX_BYTES
     support._BIT_MATRIX_BYTES = 0  # force the sparse path
     try:
-        by_sparse = support.supported_edges(table, min_support, chunk_edges=7)
+        by_sparse = support.supported_edges(table, NAMES, min_support, chunk_edges=7)
     finally:
         support._BIT_MATRIX_BYTES = saved
     for found in (by_bits, by_sparse):

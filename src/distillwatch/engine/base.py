@@ -6,7 +6,9 @@ Implementation of an engine:
     table), ``_drop_table`` and ``_list_tables``; give it a ``Dialect``. Override
     ``_create_statement`` if ``CREATE TABLE name AS ...`` / ``CREATE VIEW name AS ...`` is not
     how the engine should hold a pipeline's result. Everything else — naming, CTE
-    pipelines, debug mode, error wrapping — lives here.
+    pipelines, debug mode, error wrapping, sinks — lives here. An engine that can append
+    Arrow rows to a table it holds (``_append_arrow``) sets ``appends_in_place`` so that a
+    :class:`TableSink` writes chunk by chunk instead of collecting them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import logging
 import re
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import pyarrow as pa
 
@@ -33,6 +36,41 @@ SQL_LOG_LEVEL = 5  # below DEBUG: every statement, for `--verbose` debugging ses
 _IDENTIFIER_END = r"(?![A-Za-z0-9_])"
 
 
+class TableSink:
+    """Arrow chunks written one at a time into one table of an engine (:meth:`Engine.sink`).
+
+    Where the engine appends in place, each chunk goes into the table as it is written, so a
+    producer working chunk by chunk never holds its whole output; otherwise the chunks are
+    collected and registered on :meth:`close`.
+    """
+
+    def __init__(self, engine: Engine, templated_name: str, schema: pa.Schema) -> None:
+        self._engine, self._name, self.schema = engine, templated_name, schema
+        self._parts: list[pa.Table] = []
+        self._frame = (engine.register(templated_name, schema.empty_table())
+                       if engine.appends_in_place else None)
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        """Add ``table``'s rows (its columns are taken by the schema's names)."""
+        table = table.select(self.schema.names).cast(self.schema)
+        self.rows += table.num_rows
+        if not table.num_rows:
+            return
+        if self._frame is not None:
+            self._engine.append(self._frame.physical_name, table)
+        else:
+            self._parts.append(table)
+
+    def close(self) -> EngineFrame:
+        """The table, held under the sink's templated name."""
+        if self._frame is None:
+            data = pa.concat_tables(self._parts) if self._parts else self.schema.empty_table()
+            self._parts = []
+            self._frame = self._engine.register(self._name, data)
+        return self._frame
+
+
 class Engine(ABC):
     """Runs relational work for the stages; the only code that touches a database.
 
@@ -46,6 +84,8 @@ class Engine(ABC):
         self.dialect = dialect
         self.debug_mode = debug_mode
         self._frames: dict[str, EngineFrame] = {}
+
+    appends_in_place = False  # ``_append_arrow`` works on the tables ``register`` makes
 
     # -- primitives each engine implements ---------------------------------------------------
     @abstractmethod
@@ -113,6 +153,14 @@ class Engine(ABC):
         except Exception as error:
             raise DistillwatchEngineError(
                 f"Error appending {data.num_rows} rows to '{table}': {error}") from error
+
+    @contextmanager
+    def sink(self, templated_name: str, schema: pa.Schema) -> Iterator[TableSink]:
+        """A table written chunk by chunk: ``with engine.sink(name, schema) as out:
+        out.write(chunk)``; held under ``templated_name`` once the block ends."""
+        out = TableSink(self, templated_name, schema)
+        yield out
+        out.close()
 
     def adopt(self, name: str) -> EngineFrame:
         """A durable table that already exists in the database, held under its own name."""

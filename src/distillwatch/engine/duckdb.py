@@ -37,6 +37,8 @@ class DuckDBEngine(Engine):
             self.connection.execute(f"SET threads = {int(threads)}")
         self.connection.execute("SET preserve_insertion_order = false")
 
+    appends_in_place = True
+
     def _execute(self, sql: str) -> None:
         self.connection.execute(sql)
 

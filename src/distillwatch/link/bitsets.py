@@ -10,8 +10,6 @@ chunk of pairs gathered at once.
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 _CHUNK_BYTES = 64 << 20  # bit-matrix words gathered at once, per side
 
@@ -36,18 +34,3 @@ def overlap(bits: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray
         shared = np.bitwise_and(bits[left[start:stop]], bits[right[start:stop]])
         out[start:stop] = np.bitwise_count(shared).sum(axis=1, dtype=np.int64)
     return out
-
-
-def pair_rows(pairs: pa.Table, accounts: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The rows of ``accounts`` (a string array) that each pair's ``a`` and ``b`` hold.
-
-    Returns:
-        (kept, left, right): the positions of the pairs whose two ends are both in
-        ``accounts``, and those ends' indices in it.
-    """
-    left, right = (pc.index_in(pairs[end].combine_chunks().cast(pa.string()), value_set=accounts)
-                   for end in ("a", "b"))
-    both = pc.and_(pc.is_valid(left), pc.is_valid(right))
-    kept = np.flatnonzero(both.to_numpy(zero_copy_only=False))
-    return (kept, left.filter(both).to_numpy().astype(np.int64),
-            right.filter(both).to_numpy().astype(np.int64))

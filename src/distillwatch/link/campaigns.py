@@ -5,21 +5,9 @@ from __future__ import annotations
 import logging
 
 from distillwatch.engine import Engine, EngineFrame, SqlPipeline
+from distillwatch.link.compared import account_names, pair_evidence
 from distillwatch.link.components import connected_components
-from distillwatch.link.large_tokens import large_token_evidence
-from distillwatch.link.lockstep import co_active
-from distillwatch.link.pairs_sql import (
-    BUCKETS,
-    BURST_KINDS,
-    CO_ACTIVE,
-    COMPARED,
-    EDGES,
-    LARGE_SHARED,
-    LARGE_TOKENS,
-    PIVOT,
-    candidate_edge_sql,
-    pair_sqls,
-)
+from distillwatch.link.pairs_sql import EDGES, candidate_edge_sql, pair_sqls
 from distillwatch.link.support import supported_edges
 from distillwatch.link.tokens_sql import token_sqls
 from distillwatch.settings import LinkSettings
@@ -43,28 +31,15 @@ def link_accounts(engine: Engine, settings: LinkSettings,
         ``__dw__link_components`` (node, component) for every account with an edge.
     """
     pairs = pair_sqls(engine.dialect, settings, disabled_families)
-    for steps in (token_sqls(engine.dialect, settings), *pairs.compared):
+    for steps in (token_sqls(engine.dialect, settings), *pairs.compared, pairs.buckets):
         _run(engine, steps)
-    # The large tokens' evidence of the compared pairs on the driver: bitsets per kind
-    # (link/large_tokens.py).
-    bursts = ", ".join(f"'{kind}'" for kind in BURST_KINDS)
-    large = large_token_evidence(
-        engine.fetch_arrow(f"SELECT a, b FROM {COMPARED}", "link: compared pairs"),
-        engine.fetch_arrow(f"SELECT account_id, kind, family, token, idf FROM {LARGE_TOKENS} "
-                           f"WHERE kind NOT IN ({bursts})", "link: large tokens"))
-    engine.register(LARGE_SHARED, large)
-    logger.info("link: %s has %d rows", LARGE_SHARED, large.num_rows)
-    for steps in (pairs.evidence, pairs.buckets):
-        _run(engine, steps)
-    # Lockstep overlap on the driver: bitsets of active buckets (link/lockstep.py).
-    overlap = co_active(engine.fetch_arrow(f"SELECT a, b FROM {PIVOT}", "link: pair ends"),
-                        engine.fetch_arrow(f"SELECT account_id, bucket FROM {BUCKETS}",
-                                           "link: active buckets"))
-    engine.register(CO_ACTIVE, overlap)
-    logger.info("link: %s has %d rows", CO_ACTIVE, overlap.num_rows)
+    # The large tokens' evidence and the lockstep overlap of the compared pairs, on the
+    # driver in chunks of pairs (link/compared.py).
+    pair_evidence(engine)
+    _run(engine, pairs.evidence)
     _run(engine, pairs.timing)
     frame = _run(engine, [candidate_edge_sql(settings)])
-    edges = supported_edges(frame.to_arrow(), settings.edge_min_support)
+    edges = supported_edges(frame.to_arrow(), account_names(engine), settings.edge_min_support)
     engine.register(EDGES, edges)
     logger.info("link: %s has %d rows", EDGES, edges.num_rows)
     return connected_components(engine, EDGES)

@@ -5,11 +5,11 @@ A token shared by more than ``max_block`` accounts is not paired sharer by share
 both accounts carry, large ones included. In SQL that is a join of the compared pairs with
 both ends' large tokens: on the first 3.0M exchanges of ``stress`` (8.6M pairs, ~32 large
 tokens an account) 126M joined rows and ~150 s. Here each kind's large tokens become one
-bitset per account (``link.bitsets``) and a pair's shared tokens the AND of its two rows: the
-count is a population count, the summed inverse document frequency a table lookup per
-non-zero byte. The sums are exact up to float rounding and do not depend on the order in which
-an engine returns rows (tokens are numbered in sorted order), so every engine gets the same
-figures.
+bitset per account (``link.bitsets``), built once per scan, and a pair's shared tokens the AND
+of its two rows: the count is a population count, the summed inverse document frequency a table
+lookup per non-zero byte. The pairs come chunk by chunk (``link.compared``). The sums are
+exact up to float rounding and do not depend on the order in which an engine returns rows
+(tokens are numbered in sorted order), so every engine gets the same figures.
 
 Only kinds whose strength is a sum of idf are counted here; the sign-up and activation bursts,
 whose strength is the largest burst two accounts share, stay in SQL (an account has one such
@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from distillwatch.link.bitsets import bit_rows, pair_rows
+from distillwatch.link.bitsets import bit_rows
 
 LARGE_SHARED_SCHEMA = pa.schema([
     ("a", pa.string()), ("b", pa.string()), ("kind", pa.string()), ("family", pa.string()),
@@ -63,49 +63,58 @@ def _shared(bits: np.ndarray, table: np.ndarray, left: np.ndarray, right: np.nda
     return counts, sums
 
 
-def large_token_evidence(pairs: pa.Table, tokens: pa.Table) -> pa.Table:
-    """Per compared pair and kind, the large tokens both accounts carry.
+class LargeTokens:
+    """Each kind's large tokens as one row of bits per account.
 
     Args:
-        pairs: ``a``, ``b`` (account ids) of the compared pairs.
-        tokens: ``account_id``, ``kind``, ``family``, ``token``, ``idf`` of the large tokens
-            (one idf per token).
-
-    Returns:
-        ``a``, ``b``, ``kind``, ``family``, ``idf_sum``, ``burst`` (0: not a burst kind),
-        ``tokens`` (:data:`LARGE_SHARED_SCHEMA`), for the pairs sharing one or more tokens
-        of the kind.
+        tokens: ``holder`` (the account's number, in ``[0, accounts)``), ``kind``,
+            ``family``, ``token``, ``idf`` of the large tokens (one idf per token).
+        accounts: How many accounts there are (rows of each bit matrix).
     """
-    if pairs.num_rows == 0 or tokens.num_rows == 0:
-        return LARGE_SHARED_SCHEMA.empty_table()
-    account = tokens["account_id"].combine_chunks().cast(pa.string())
-    accounts = pc.unique(account)
-    holder = pc.index_in(account, value_set=accounts).to_numpy()
-    a_ids, b_ids = (pairs[end].combine_chunks().cast(pa.string()) for end in ("a", "b"))
-    kept, left, right = pair_rows(pairs, accounts)
-    kinds = tokens["kind"].combine_chunks().cast(pa.string())
-    values = tokens["token"].combine_chunks().cast(pa.string())
-    idf = tokens["idf"].combine_chunks().to_numpy(zero_copy_only=False).astype(float)
-    families = tokens["family"].combine_chunks().cast(pa.string())
-    parts = []
-    for kind in sorted(pc.unique(kinds).to_pylist()):
-        of_kind = np.flatnonzero(pc.equal(kinds, kind).to_numpy(zero_copy_only=False))
-        chosen = pc.take(values, pa.array(of_kind))
-        # Tokens numbered in sorted order, so sums never depend on the engine's row order.
-        distinct = pc.unique(chosen)
-        distinct = pc.take(distinct, pc.sort_indices(distinct))
-        member = pc.index_in(chosen, value_set=distinct).to_numpy().astype(np.int64)
-        weights = np.zeros(len(distinct))
-        weights[member] = idf[of_kind]
-        bits = bit_rows(holder[of_kind], member, len(accounts), len(distinct))
-        counts, sums = _shared(bits, _byte_weights(weights, bits.shape[1]), left, right)
-        hit = np.flatnonzero(counts > 0)
-        rows = pa.array(kept[hit])
-        family = families[int(of_kind[0])].as_py()
-        parts.append(pa.table({
-            "a": pc.take(a_ids, rows), "b": pc.take(b_ids, rows),
-            "kind": pa.array([kind] * len(hit), pa.string()),
-            "family": pa.array([family] * len(hit), pa.string()),
-            "idf_sum": pa.array(sums[hit]), "burst": pa.array(np.zeros(len(hit))),
-            "tokens": pa.array(counts[hit], pa.int64())}, schema=LARGE_SHARED_SCHEMA))
-    return pa.concat_tables(parts) if parts else LARGE_SHARED_SCHEMA.empty_table()
+
+    def __init__(self, tokens: pa.Table, accounts: int) -> None:
+        holder = tokens["holder"].to_numpy().astype(np.int64)
+        kinds = tokens["kind"].combine_chunks().cast(pa.string())
+        values = tokens["token"].combine_chunks().cast(pa.string())
+        idf = tokens["idf"].combine_chunks().to_numpy(zero_copy_only=False).astype(float)
+        families = tokens["family"].combine_chunks().cast(pa.string())
+        # (kind, family, bit rows, byte-weight table), kinds in sorted order.
+        self.kinds: list[tuple[str, str, np.ndarray, np.ndarray]] = []
+        for kind in sorted(pc.unique(kinds).to_pylist()):
+            of_kind = np.flatnonzero(pc.equal(kinds, kind).to_numpy(zero_copy_only=False))
+            chosen = pc.take(values, pa.array(of_kind))
+            # Tokens numbered in sorted order, so sums never depend on the engine's row order.
+            distinct = pc.unique(chosen)
+            distinct = pc.take(distinct, pc.sort_indices(distinct))
+            member = pc.index_in(chosen, value_set=distinct).to_numpy().astype(np.int64)
+            weights = np.zeros(len(distinct))
+            weights[member] = idf[of_kind]
+            bits = bit_rows(holder[of_kind], member, accounts, len(distinct))
+            self.kinds.append((kind, families[int(of_kind[0])].as_py(), bits,
+                               _byte_weights(weights, bits.shape[1])))
+
+    def evidence(self, names: pa.Array, left: np.ndarray, right: np.ndarray) -> pa.Table:
+        """Per pair (``left[k]``, ``right[k]``: account numbers) and kind, the large tokens
+        both accounts carry.
+
+        Args:
+            names: The accounts' ids, by number (the output's ``a`` and ``b``).
+            left: The pairs' first accounts ...
+            right: ... and their second.
+
+        Returns:
+            ``a``, ``b``, ``kind``, ``family``, ``idf_sum``, ``burst`` (0: not a burst kind),
+            ``tokens`` (:data:`LARGE_SHARED_SCHEMA`), for the pairs sharing one or more tokens
+            of the kind.
+        """
+        parts = [LARGE_SHARED_SCHEMA.empty_table()]
+        for kind, family, bits, table in self.kinds:
+            counts, sums = _shared(bits, table, left, right)
+            hit = np.flatnonzero(counts > 0)
+            parts.append(pa.table({
+                "a": names.take(pa.array(left[hit])), "b": names.take(pa.array(right[hit])),
+                "kind": pa.array([kind] * len(hit), pa.string()),
+                "family": pa.array([family] * len(hit), pa.string()),
+                "idf_sum": pa.array(sums[hit]), "burst": pa.array(np.zeros(len(hit))),
+                "tokens": pa.array(counts[hit], pa.int64())}, schema=LARGE_SHARED_SCHEMA))
+        return pa.concat_tables(parts)

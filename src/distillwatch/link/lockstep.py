@@ -5,53 +5,51 @@ window (64 buckets a word); the overlap of a pair is the population count of the
 bitsets. For the ~9M compared pairs of a 3M-exchange ``stress`` window (6 weeks of 10-minute
 buckets: 95 words an account) that is a second or two of numpy on the driver, where one list
 intersection per pair in SQL took ~520 s. The counts are exact, and the same on every engine:
-the pairs and buckets come out of the engine as Arrow, the overlaps go back in as a table.
+the buckets come out of the engine as Arrow once, the pairs chunk by chunk (``link.compared``),
+the overlaps go back in as a table.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from distillwatch.link.bitsets import bit_rows, overlap, pair_rows
+from distillwatch.link.bitsets import bit_rows, overlap
 
 CO_ACTIVE_SCHEMA = pa.schema([("a", pa.string()), ("b", pa.string()), ("co", pa.int64())])
 
 
-def bitsets(buckets: pa.Table) -> tuple[pa.Array, np.ndarray]:
+class ActiveBuckets:
     """Each account's active buckets as a row of bits.
 
     Args:
-        buckets: Distinct ``account_id``, ``bucket`` (integer bucket numbers).
-
-    Returns:
-        The accounts (a string array) and their bit rows (accounts x words, uint64).
+        buckets: Distinct ``holder`` (the account's number, in ``[0, accounts)``), ``bucket``
+            (integer bucket numbers) of the accounts to compare (those active in enough
+            buckets).
+        accounts: How many accounts there are (rows of the bit matrix).
     """
-    encoded = pc.dictionary_encode(buckets["account_id"].combine_chunks().cast(pa.string()))
-    accounts, index = encoded.dictionary, encoded.indices.to_numpy()
-    bucket = buckets["bucket"].to_numpy().astype(np.int64)
-    offset = bucket - (bucket.min() if len(bucket) else 0)
-    span = int(offset.max()) + 1 if len(offset) else 1
-    return accounts, bit_rows(index, offset, len(accounts), span)
 
+    def __init__(self, buckets: pa.Table, accounts: int) -> None:
+        holder = buckets["holder"].to_numpy().astype(np.int64)
+        bucket = buckets["bucket"].to_numpy().astype(np.int64)
+        offset = bucket - (bucket.min() if len(bucket) else 0)
+        span = int(offset.max()) + 1 if len(offset) else 1
+        self.bits = bit_rows(holder, offset, accounts, span)
 
-def co_active(pairs: pa.Table, buckets: pa.Table) -> pa.Table:
-    """The lockstep overlap of every pair whose two accounts both have buckets.
+    def co_active(self, names: pa.Array, left: np.ndarray, right: np.ndarray) -> pa.Table:
+        """The pairs (``left[k]``, ``right[k]``: account numbers) active in one or more
+        buckets together; a pair with an account that has no buckets has none.
 
-    Args:
-        pairs: ``a``, ``b`` (account ids).
-        buckets: Distinct ``account_id``, ``bucket`` of the accounts to compare (those active
-            in enough buckets); pairs with an account not in it are left out.
+        Args:
+            names: The accounts' ids, by number (the output's ``a`` and ``b``).
+            left: The pairs' first accounts ...
+            right: ... and their second.
 
-    Returns:
-        ``a``, ``b``, ``co`` (:data:`CO_ACTIVE_SCHEMA`): the buckets both were active in.
-    """
-    if pairs.num_rows == 0 or buckets.num_rows == 0:
-        return CO_ACTIVE_SCHEMA.empty_table()
-    accounts, bits = bitsets(buckets)
-    rows, i, j = pair_rows(pairs, accounts)
-    kept = pairs.take(pa.array(rows))
-    co = overlap(bits, i, j)
-    return pa.table({"a": kept["a"].cast(pa.string()), "b": kept["b"].cast(pa.string()),
-                     "co": pa.array(co, pa.int64())}, schema=CO_ACTIVE_SCHEMA)
+        Returns:
+            ``a``, ``b``, ``co`` (:data:`CO_ACTIVE_SCHEMA`): the buckets both were active in.
+        """
+        co = overlap(self.bits, left, right)
+        hit = np.flatnonzero(co > 0)
+        return pa.table({"a": names.take(pa.array(left[hit])),
+                         "b": names.take(pa.array(right[hit])),
+                         "co": pa.array(co[hit], pa.int64())}, schema=CO_ACTIVE_SCHEMA)

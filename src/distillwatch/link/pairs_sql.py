@@ -18,6 +18,7 @@ from distillwatch.engine import Dialect, SqlStep
 from distillwatch.settings import LinkSettings
 
 TOKENS = "__dw__link_tokens"
+IDS = "__dw__link_ids"
 PAIRS = "__dw__link_pairs"
 PIVOT = "__dw__link_pivot"
 COMPARED = "__dw__link_candidate_pairs"
@@ -50,26 +51,28 @@ def _noisy_or(expression: str) -> str:
 
 @dataclass(frozen=True)
 class PairSteps:
-    """The SQL of the pairs, in runs around the large tokens' evidence
-    (``link.large_tokens``) and the lockstep overlap (``link.lockstep``).
+    """The SQL of the pairs, in runs around the driver's pass over the compared pairs
+    (``link.compared``: the large tokens' evidence and the lockstep overlap).
 
     Attributes:
         compared: Runs, in order, each materialising its last step: they build
-            ``__dw__link_candidate_pairs`` (``a``, ``b``: the pairs compared) and
-            ``__dw__link_big_tokens`` (the tokens shared by more than ``max_block``).
-        evidence: Reads those and ``__dw__link_large_shared`` (the large tokens' evidence of
-            the compared pairs but bursts, registered by the link stage); builds
-            ``__dw__link_pivot`` (one row per compared pair, its strength per family of token
-            evidence).
+            ``__dw__link_ids`` (``account_id``, ``id``: a number for every account with a
+            token), ``__dw__link_candidate_pairs`` (``a``, ``b``: the pairs compared, and
+            ``ia``, ``ib``: their numbers) and ``__dw__link_big_tokens`` (the tokens shared
+            by more than ``max_block``).
         buckets: Builds ``__dw__link_buckets`` (distinct ``account_id``, ``bucket``, of the
             accounts active in ``sync_min_buckets`` or more).
+        evidence: Reads those and ``__dw__link_large_shared`` (the large tokens' evidence of
+            the compared pairs but bursts, registered by the driver's pass); builds
+            ``__dw__link_pivot`` (one row per compared pair, its strength per family of token
+            evidence).
         timing: Reads those and ``__dw__link_co_active`` (``a``, ``b``, ``co``: the overlap,
-            registered by the link stage); builds ``__dw__link_pairs``.
+            registered by the driver's pass; no row: none); builds ``__dw__link_pairs``.
     """
 
     compared: list[list[SqlStep]]
-    evidence: list[SqlStep]
     buckets: list[SqlStep]
+    evidence: list[SqlStep]
     timing: list[SqlStep]
 
 
@@ -143,6 +146,12 @@ SELECT least(x.account_id, y.account_id) AS a, greatest(x.account_id, y.account_
 FROM __dw__link_windows x
 JOIN __dw__link_windows y ON y.pass = x.pass AND y.block = x.block + 1
 """
+    # Every account that carries a token gets a number (in account id order), for the
+    # driver's steps over the compared pairs (``link.compared``).
+    ids = f"""
+SELECT account_id, CAST(row_number() OVER (ORDER BY account_id) - 1 AS INTEGER) AS id
+FROM (SELECT DISTINCT account_id FROM {TOKENS}) t
+"""
     # The pairs compared: those sharing a small token, and window neighbours.
     candidates = """
 SELECT DISTINCT a, b FROM __dw__link_small_rows
@@ -153,6 +162,12 @@ LEFT JOIN __dw__accounts ox ON ox.account_id = c.a
 LEFT JOIN __dw__accounts oy ON oy.account_id = c.b
 WHERE ox.organization_id IS NULL OR oy.organization_id IS NULL
    OR ox.organization_id <> oy.organization_id
+"""
+    numbered = f"""
+SELECT c.a, c.b, i.id AS ia, j.id AS ib
+FROM __dw__link_compared_names c
+JOIN {IDS} i ON i.account_id = c.a
+JOIN {IDS} j ON j.account_id = c.b
 """
     # ... and their evidence over the large tokens they share, so that every pair compared
     # has its evidence counted over every token: bursts here, the other kinds on the driver
@@ -238,13 +253,16 @@ FROM __dw__link_timed
         compared=[
             [SqlStep(df, "__dw__link_token_df"),
              SqlStep(shared_tokens, "__dw__link_shared_tokens")],
+            [SqlStep(ids, IDS)],
             [SqlStep(small_rows, "__dw__link_small_rows")],
             [SqlStep(order_keys, "__dw__link_order_keys"),
              SqlStep(passes, "__dw__link_windows"),
              SqlStep(window_rows, "__dw__link_window_rows"),
-             SqlStep(candidates, COMPARED)],
+             SqlStep(candidates, "__dw__link_compared_names"),
+             SqlStep(numbered, COMPARED)],
             [SqlStep(big_tokens, LARGE_TOKENS)],
         ],
+        buckets=[SqlStep(active, "__dw__link_active"), SqlStep(buckets, BUCKETS)],
         evidence=[
             SqlStep(big_bursts, "__dw__link_big_bursts"),
             SqlStep(shared, "__dw__link_shared"),
@@ -252,7 +270,6 @@ FROM __dw__link_timed
             SqlStep(by_family, "__dw__link_family_rows"),
             SqlStep(pivot, PIVOT),
         ],
-        buckets=[SqlStep(active, "__dw__link_active"), SqlStep(buckets, BUCKETS)],
         timing=[
             SqlStep(bucket_counts, "__dw__link_bucket_counts"),
             SqlStep(timing, "__dw__link_timed"),
@@ -261,9 +278,13 @@ FROM __dw__link_timed
 
 
 def candidate_edge_sql(settings: LinkSettings) -> SqlStep:
-    """The pairs whose evidence makes a candidate edge (``a``, ``b``, ``strength``); which
-    of them are kept is decided by their common neighbours (``link.support``)."""
+    """The pairs whose evidence makes a candidate edge (``ia``, ``ib``: the accounts'
+    numbers, ``strength``); which of them are kept is decided by their common neighbours
+    (``link.support``)."""
     return SqlStep(f"""
-SELECT a, b, strength FROM {PAIRS}
-WHERE families >= {settings.edge_min_families} AND strength >= {settings.edge_min_strength}
+SELECT i.id AS ia, j.id AS ib, p.strength
+FROM {PAIRS} p
+JOIN {IDS} i ON i.account_id = p.a
+JOIN {IDS} j ON j.account_id = p.b
+WHERE p.families >= {settings.edge_min_families} AND p.strength >= {settings.edge_min_strength}
 """, "__dw__link_candidates")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from scipy import sparse
 
 from distillwatch.link.bitsets import bit_rows, overlap
@@ -28,13 +27,14 @@ EDGE_SCHEMA = pa.schema([("a", pa.string()), ("b", pa.string()), ("strength", pa
                          ("common", pa.int64())])
 
 
-def supported_edges(candidates: pa.Table, min_support: float,
+def supported_edges(candidates: pa.Table, names: pa.Array, min_support: float,
                     chunk_edges: int = 100_000) -> pa.Table:
     """Keep the candidate edges with enough common neighbours.
 
     Args:
-        candidates: One row per undirected candidate edge: ``a``, ``b`` (account ids, a < b)
-            and ``strength``.
+        candidates: One row per undirected candidate edge: ``ia``, ``ib`` (the accounts'
+            numbers, ``names[ia] < names[ib]``) and ``strength``.
+        names: The accounts' ids, by number (the output's ``a`` and ``b``).
         min_support: Share of the smaller end's other neighbours that must be common.
         chunk_edges: Edges whose common neighbours are counted at once (bounds memory:
             about chunk_edges x mean degree x 12 bytes).
@@ -44,17 +44,10 @@ def supported_edges(candidates: pa.Table, min_support: float,
     """
     if candidates.num_rows == 0:
         return EDGE_SCHEMA.empty_table()
-    ends = pa.concat_arrays([candidates["a"].combine_chunks().cast(pa.string()),
-                             candidates["b"].combine_chunks().cast(pa.string())])
-    # The accounts in sorted order and each end's index among them (hashing, then sorting
-    # the distinct ids only: np.unique of millions of strings took seconds).
-    encoded = pc.dictionary_encode(ends)
-    order = pc.array_sort_indices(encoded.dictionary).to_numpy()
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    index = rank[encoded.indices.to_numpy()]
-    nodes = encoded.dictionary.take(pa.array(order))
     m = candidates.num_rows
+    ends = np.concatenate([candidates[end].to_numpy().astype(np.int64) for end in ("ia", "ib")])
+    # The accounts with an edge, numbered 0..n-1.
+    nodes, index = np.unique(ends, return_inverse=True)
     a, b = index[:m], index[m:]
     n = len(nodes)
     if n * n <= _BIT_MATRIX_BYTES * 8:  # n x n bits: popcounts of row ANDs
@@ -65,8 +58,8 @@ def supported_edges(candidates: pa.Table, min_support: float,
         degree, common = _sparse_common(a, b, n, chunk_edges)
     needed = np.maximum(1.0, min_support * (np.minimum(degree[a], degree[b]) - 1))
     kept = common >= needed
-    return pa.table({"a": nodes.take(pa.array(a[kept])),
-                     "b": nodes.take(pa.array(b[kept])),
+    return pa.table({"a": names.take(pa.array(nodes[a[kept]])),
+                     "b": names.take(pa.array(nodes[b[kept]])),
                      "strength": candidates["strength"].combine_chunks().cast(pa.float64())
                      .filter(pa.array(kept)),
                      "common": pa.array(common[kept], pa.int64())}, schema=EDGE_SCHEMA)

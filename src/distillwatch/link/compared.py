@@ -1,0 +1,109 @@
+"""The driver's pass over the compared pairs: large tokens' evidence and lockstep overlap.
+
+The compared pairs grow faster than the exchanges (38.7M pairs for the first 10M exchanges of
+``stress``, 8.6M for the first 3M): held at once as Arrow strings with their index arrays and
+results they took most of a 13 GB peak. Here every account has a number (``__dw__link_ids``),
+the per-account bit rows are built once (``link.large_tokens``, ``link.lockstep``), and the
+pairs are read in chunks of about ``CHUNK_PAIRS``, by ranges of their first account's number;
+each chunk's results go straight into the engine through a sink. The driver holds the bit rows
+(accounts x words) and one chunk, however many pairs there are.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pyarrow as pa
+
+from distillwatch.engine import Engine
+from distillwatch.link.large_tokens import LARGE_SHARED_SCHEMA, LargeTokens
+from distillwatch.link.lockstep import CO_ACTIVE_SCHEMA, ActiveBuckets
+from distillwatch.link.pairs_sql import (
+    BUCKETS,
+    BURST_KINDS,
+    CO_ACTIVE,
+    COMPARED,
+    IDS,
+    LARGE_SHARED,
+    LARGE_TOKENS,
+)
+
+logger = logging.getLogger(__name__)
+CHUNK_PAIRS = 4_000_000
+
+
+def chunk_bounds(first: np.ndarray, counts: np.ndarray, per_chunk: int) -> list[tuple[int, int]]:
+    """Ranges ``[lo, hi)`` of first-account numbers holding about ``per_chunk`` pairs each.
+
+    Args:
+        first: The distinct first-account numbers, ascending ...
+        counts: ... and how many pairs each begins.
+        per_chunk: Pairs wanted per chunk; an account's pairs are never split, so a chunk
+            holds more when one account begins more.
+    """
+    bounds: list[tuple[int, int]] = []
+    lo, held = None, 0
+    for number, count in zip(first.tolist(), counts.tolist(), strict=True):
+        if lo is None:
+            lo = number
+        held += count
+        if held >= per_chunk:
+            bounds.append((lo, number + 1))
+            lo, held = None, 0
+    if lo is not None:
+        bounds.append((lo, int(first[-1]) + 1))
+    return bounds
+
+
+def account_names(engine: Engine) -> pa.Array:
+    """The accounts' ids by number (``__dw__link_ids``): entry ``k`` is account ``k``."""
+    return engine.fetch_arrow(f"SELECT account_id FROM {IDS} ORDER BY id",
+                              "link: account numbers")["account_id"].combine_chunks()
+
+
+def pair_evidence(engine: Engine, chunk_pairs: int | None = None) -> None:
+    """Register ``__dw__link_large_shared`` and ``__dw__link_co_active`` for the compared
+    pairs.
+
+    Reads ``__dw__link_ids``, ``__dw__link_candidate_pairs``, ``__dw__link_big_tokens`` (kinds
+    whose strength is a sum of idf; bursts stay in SQL) and ``__dw__link_buckets``.
+
+    Args:
+        engine: Holds those tables.
+        chunk_pairs: Pairs read at once (bounds the driver's memory; default
+            :data:`CHUNK_PAIRS`).
+    """
+    names = account_names(engine)
+    bursts = ", ".join(f"'{kind}'" for kind in BURST_KINDS)
+    large = LargeTokens(engine.fetch_arrow(
+        f"SELECT i.id AS holder, t.kind, t.family, t.token, t.idf FROM {LARGE_TOKENS} t "
+        f"JOIN {IDS} i ON i.account_id = t.account_id WHERE t.kind NOT IN ({bursts})",
+        "link: large tokens"), len(names))
+    active = ActiveBuckets(engine.fetch_arrow(
+        f"SELECT i.id AS holder, b.bucket FROM {BUCKETS} b "
+        f"JOIN {IDS} i ON i.account_id = b.account_id", "link: active buckets"), len(names))
+    starts = engine.fetch_arrow(f"SELECT ia, count(*) AS n FROM {COMPARED} GROUP BY ia "
+                                "ORDER BY ia", "link: pairs per account")
+    bounds = chunk_bounds(starts["ia"].to_numpy(), starts["n"].to_numpy(),
+                          chunk_pairs or CHUNK_PAIRS)
+    total = int(np.sum(starts["n"].to_numpy())) if starts.num_rows else 0
+    began, done = time.monotonic(), 0
+    with engine.sink(LARGE_SHARED, LARGE_SHARED_SCHEMA) as shared, \
+            engine.sink(CO_ACTIVE, CO_ACTIVE_SCHEMA) as together:
+        for number, (lo, hi) in enumerate(bounds, 1):
+            chunk = engine.fetch_arrow(f"SELECT ia, ib FROM {COMPARED} "
+                                       f"WHERE ia >= {lo} AND ia < {hi}", "link: pair chunk")
+            left, right = (_numbers(chunk[end]) for end in ("ia", "ib"))
+            shared.write(large.evidence(names, left, right))
+            together.write(active.co_active(names, left, right))
+            done += len(left)
+            logger.info("link: compared pairs, chunk %d/%d: %d of %d pairs (%.0f s)",
+                        number, len(bounds), done, total, time.monotonic() - began)
+    logger.info("link: %s has %d rows, %s has %d rows", LARGE_SHARED, shared.rows,
+                CO_ACTIVE, together.rows)
+
+
+def _numbers(column: pa.ChunkedArray) -> np.ndarray:
+    return column.to_numpy().astype(np.int64)
