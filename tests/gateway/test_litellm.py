@@ -150,7 +150,8 @@ def test_identity_key_id_and_client_ip_through_trusted_proxies(tmp_path):
 def test_decisions_refuse_in_the_apis_shape_and_allowed_requests_feed_the_detector(tmp_path):
     scan = write_scan(tmp_path / "scan", [campaign("C-0001", ["sk-0000000000000001"])], [
         {"account_id": "acct-block", "decision": "block", "campaign_id": "C-0001"},
-        {"account_id": "acct-verify", "decision": "verify", "campaign_id": "C-0001"}])
+        {"account_id": "acct-verify", "decision": "verify", "campaign_id": "C-0001"},
+        {"account_id": "acct-watch", "decision": "monitor", "campaign_id": "C-0001"}])
     dw = enforcer(tmp_path, scan_dir=scan, policy_file=FILES / "policy.yaml")
 
     async def scenario():
@@ -328,7 +329,8 @@ def proxy(upstream, tmp_path_factory):
     scan = write_scan(folder / "scan", [campaign(
         "C-0001", template_indicators([templated(rng) for _ in range(40)]))], [
         {"account_id": "acct-block", "decision": "block", "campaign_id": "C-0001"},
-        {"account_id": "acct-verify", "decision": "verify", "campaign_id": "C-0001"}])
+        {"account_id": "acct-verify", "decision": "verify", "campaign_id": "C-0001"},
+        {"account_id": "acct-watch", "decision": "monitor", "campaign_id": "C-0001"}])
     # template_indicators keys its fingerprints with test_detector's key: the proxy uses it.
     from .test_detector import KEY as DETECTOR_KEY
 
@@ -351,7 +353,7 @@ def proxy(upstream, tmp_path_factory):
                 "api_key": "sk-ant-upstream-provider-key"}}],
         "guardrails": [{"guardrail_name": "distillwatch", "litellm_params": {
             "guardrail": "distillwatch.gateway.litellm.DistillwatchGuardrail",
-            "mode": "pre_call", "default_on": True, "scan_dir": str(scan),
+            "mode": ["pre_call", "post_call"], "default_on": True, "scan_dir": str(scan),
             "policy_file": str(FILES / "policy.yaml"), "redis_url": redis.url,
             "redis_prefix": prefix, "key_file": str(folder / "fp.key"),
             "trusted_proxies": ["127.0.0.1/32"], "account_field": "user_id",
@@ -420,6 +422,47 @@ def test_allowed_accounts_get_the_upstreams_answer_unchanged(proxy, upstream):
         "messages": [{"role": "user", "content": "Say hello."}]})
     assert anthropic.status_code == 200, anthropic.text
     assert anthropic.json()["content"][-1]["text"] == "Hi there."
+
+
+def _sse_data(text: str) -> list[dict]:
+    return [orjson.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+
+
+@needs_litellm
+def test_monitored_accounts_get_answers_with_reasoning_withheld(proxy, upstream):
+    # The policy withholds reasoning from monitor subjects; acct-ok keeps it.
+    ask = chat(reasoning_effort="low")
+    plain = proxy.post("/v1/chat/completions", "ok", ask)
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["choices"][0]["message"]["reasoning_content"]
+    watched = proxy.post("/v1/chat/completions", "watch", ask)
+    assert watched.status_code == 200, watched.text
+    message = watched.json()["choices"][0]["message"]
+    assert message["content"] == "Hello world!" and not message.get("reasoning_content")
+    assert "think step by step" not in watched.text
+    streamed = proxy.post("/v1/chat/completions", "watch", {**ask, "stream": True})
+    assert streamed.status_code == 200
+    deltas = [d["choices"][0]["delta"] for d in _sse_data(streamed.text) if d.get("choices")]
+    assert "".join(d.get("content") or "" for d in deltas) == "Hello world!"
+    assert not any(d.get("reasoning_content") for d in deltas)
+    plain_stream = proxy.post("/v1/chat/completions", "ok", {**ask, "stream": True})
+    assert "Let me think" in "".join(
+        d["choices"][0]["delta"].get("reasoning_content") or ""
+        for d in _sse_data(plain_stream.text) if d.get("choices"))
+    think = {"model": "claude-test", "max_tokens": 64, "thinking": {"type": "enabled",
+                                                                    "budget_tokens": 32},
+             "messages": [{"role": "user", "content": "Say hello."}]}
+    anthropic = proxy.post("/v1/messages", "watch", think)
+    assert anthropic.status_code == 200, anthropic.text
+    blocks = anthropic.json()["content"]
+    assert blocks[-1]["text"] == "Hi there."
+    assert all(not b.get("thinking") for b in blocks)
+    assert "greeting" not in anthropic.text
+    kept = proxy.post("/v1/messages", "ok", think)
+    assert "greeting" in kept.text
+    streamed = proxy.post("/v1/messages", "watch", {**think, "stream": True})
+    assert streamed.status_code == 200, streamed.text
+    assert "greeting" not in streamed.text and "Hi " in streamed.text
 
 
 @needs_litellm

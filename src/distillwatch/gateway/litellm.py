@@ -8,7 +8,8 @@ example)::
       - guardrail_name: distillwatch
         litellm_params:
           guardrail: distillwatch.gateway.litellm.DistillwatchGuardrail
-          mode: pre_call            # the only mode it accepts: refuses before any upstream spend
+          mode: [pre_call, post_call]   # pre_call is required: refusals before any upstream
+                                        # spend; post_call: withhold_reasoning (optional)
           default_on: true
           scan_dir: /srv/distillwatch/scan       # any setting below; or its environment variable
           redis_url: redis://10.0.0.3:6379/0
@@ -32,6 +33,12 @@ At each hook:
   verification step (LiteLLM answers them in the endpoint's error shape, never as a 500). A
   request that passes is handed to the online detector (``OnlineDetector.observe``: enqueued,
   never awaited) and remembered under LiteLLM's call id for the log.
+- ``async_post_call_success_hook`` / ``async_post_call_streaming_iterator_hook`` (run by
+  LiteLLM only when ``mode`` includes ``post_call``): for a ``monitor`` subject under the
+  policy's ``monitor.withhold_reasoning``, the answer's reasoning / thinking text is blanked
+  (chat ``reasoning_content`` and thinking blocks, Responses reasoning items, Anthropic
+  ``thinking`` blocks; streamed reasoning deltas are dropped), as ``serve`` does. Every other
+  answer passes through untouched.
 - ``async_log_success_event`` / ``async_log_failure_event`` (after the answer; LiteLLM registers
   every guardrail as a logging callback, so no ``callbacks:`` entry is needed): the request
   remembered at pre-call plus ``kwargs["standard_logging_object"]["response"]`` go to the
@@ -83,7 +90,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +100,7 @@ import orjson
 from distillwatch.exceptions import DistillwatchConfigError
 from distillwatch.gateway.app import Gateway, GatewayConfig, default_detector
 from distillwatch.gateway.decisions import REFUSING, load_policy
+from distillwatch.gateway.errors import SseWithholder, withhold_event, withhold_json
 from distillwatch.gateway.identity import key_id_of_digest
 from distillwatch.gateway.sink import Seen
 
@@ -333,6 +341,111 @@ class _Pending:
     parsed: dict
 
 
+def _bounded_put(table: dict, key: str, value: Any, ts_of: Callable[[Any], float]) -> None:
+    """``table[key] = value``, first forgetting the oldest entries (insertion order) past
+    ``_PENDING_MAX`` entries or ``_PENDING_TTL_S`` seconds: calls whose answer never came."""
+    now = ts_of(value)
+    while table and (len(table) >= _PENDING_MAX or
+                     now - ts_of(next(iter(table.values()))) > _PENDING_TTL_S):
+        del table[next(iter(table))]
+    table[key] = value
+
+
+# --- withhold_reasoning on LiteLLM's answer objects ---------------------------------------------
+
+# Reasoning fields of LiteLLM's chat messages and deltas (its own, and the providers').
+_REASONING_FIELDS = ("reasoning_content", "thinking_blocks", "reasoning", "reasoning_details")
+
+
+def _drop_reasoning(holder: Any) -> bool:
+    if isinstance(holder, dict):
+        return bool([holder.pop(name) for name in _REASONING_FIELDS
+                     if holder.get(name) is not None])
+    changed = False
+    for name in _REASONING_FIELDS:
+        if getattr(holder, name, None) is not None:
+            try:
+                delattr(holder, name)  # LiteLLM's Message leaves unset fields out of its JSON
+            except AttributeError:
+                setattr(holder, name, None)
+            changed = True
+    return changed
+
+
+def _field(holder: Any, name: str) -> Any:
+    return holder.get(name) if isinstance(holder, dict) else getattr(holder, name, None)
+
+
+def _blank_reasoning_item(item: Any) -> bool:
+    """A Responses API output item (dict or object): blank its text if it is reasoning."""
+    if _field(item, "type") != "reasoning":
+        return False
+    for name in ("summary", "content"):
+        for part in _field(item, name) or ():
+            if isinstance(part, dict):
+                part["text"] = ""
+            elif getattr(part, "text", None):
+                part.text = ""
+    return True
+
+
+def withhold_answer(api: str, response: Any) -> bool:
+    """Blank the reasoning / thinking text of one LiteLLM answer in place (a ``ModelResponse``
+    or its streamed chunk, a ``ResponsesAPIResponse``, an Anthropic message as a dict or an
+    object); True if any was there."""
+    if isinstance(response, dict):
+        return withhold_json(api, response)
+    changed = False
+    for item in getattr(response, "output", None) or ():  # the Responses API
+        changed |= _blank_reasoning_item(item)
+    for choice in getattr(response, "choices", None) or ():
+        for holder in (getattr(choice, "message", None), getattr(choice, "delta", None)):
+            if holder is not None:
+                changed |= _drop_reasoning(holder)
+    for block in getattr(response, "content", None) or ():  # an Anthropic message
+        changed |= _blank_thinking(block)
+    return changed
+
+
+def _blank_thinking(block: Any) -> bool:
+    """An Anthropic content block (dict or object): blank its text if it is thinking."""
+    if _field(block, "type") != "thinking" or not _field(block, "thinking"):
+        return False
+    if isinstance(block, dict):
+        block["thinking"] = ""
+    else:
+        block.thinking = ""
+    return True
+
+
+def withhold_chunk(api: str, chunk: Any) -> bool:
+    """Blank the reasoning of one streamed chunk (an event dict or LiteLLM's chunk object) in
+    place; False: drop the chunk, it carried reasoning only."""
+    if isinstance(chunk, dict):
+        kept = withhold_event(api, chunk)  # blanks in place, or None to drop
+        return kept is not None
+    kind = getattr(chunk, "type", None)
+    if not isinstance(kind, str):  # a chat chunk: choices with deltas
+        withhold_answer(api, chunk)
+        return True
+    if kind.startswith(("response.reasoning_text.", "response.reasoning_summary_text.")):
+        if kind.endswith(".delta"):
+            return False
+        chunk.text = ""
+    elif kind == "content_block_delta" and _field(_field(chunk, "delta"), "type") == \
+            "thinking_delta":
+        return False
+    for name in ("item", "part", "content_block"):
+        found = getattr(chunk, name, None)
+        if found is not None:
+            _blank_reasoning_item(found)
+            _blank_thinking(found)
+    response = getattr(chunk, "response", None)
+    if response is not None:
+        withhold_answer(api, response)
+    return True
+
+
 # --- the enforcer (no LiteLLM import) ----------------------------------------------------------
 
 
@@ -367,6 +480,8 @@ class LiteLLMEnforcer:
         self._reject = reject
         self._forwarded_for_trusted = forwarded_for_trusted
         self._pending: dict[str, _Pending] = {}
+        # call id -> (API, when): answers to strip of their reasoning
+        self._withheld: dict[str, tuple[str, float]] = {}
         self._started = False
         self._start_lock: asyncio.Lock | None = None
         self._start_failed_at: float | None = None
@@ -502,13 +617,15 @@ class LiteLLMEnforcer:
                                         body, parsed, 429 if kind == "throttle" else 403,
                                         None, error_type=kind))
             return self.refusal(api, kind, retry)
+        call_id = data.get("litellm_call_id")
+        if kind == "monitor" and self.policy.withhold_reasoning and api and call_id:
+            _bounded_put(self._withheld, str(call_id), (api, now), lambda first: first[1])
         if api is None or (gateway.detector is None and not logged):
             return None
         body, parsed = self._body(data)
         user_agent = self._user_agent(data)
         if gateway.detector is not None:
             gateway.detector.observe(api, account, kid, ip, user_agent, parsed, now)
-        call_id = data.get("litellm_call_id")
         if logged and call_id:
             self._remember(str(call_id), _Pending(api, now, account, kid, ip, user_agent, body,
                                                   parsed))
@@ -526,12 +643,51 @@ class LiteLLMEnforcer:
         return str(agent) if agent else None
 
     def _remember(self, call_id: str, pending: _Pending) -> None:
-        table = self._pending
-        # Oldest first (insertion order): forget requests whose answer never came.
-        while table and (len(table) >= _PENDING_MAX or
-                         pending.ts - next(iter(table.values())).ts > _PENDING_TTL_S):
-            del table[next(iter(table))]
-        table[call_id] = pending
+        _bounded_put(self._pending, call_id, pending, lambda first: first.ts)
+
+    # -- the post-call hooks: withhold_reasoning for monitored subjects --
+    def _withholds(self, data: Mapping[str, Any]) -> str | None:
+        """The API of a call whose answer loses its reasoning (a ``monitor`` subject under
+        ``monitor.withhold_reasoning``), else None; each call is answered once."""
+        call_id = data.get("litellm_call_id")
+        found = self._withheld.pop(str(call_id), None) if call_id else None
+        return found[0] if found else None
+
+    def post_call(self, data: Mapping[str, Any], response: Any) -> Any:
+        """The answer of one call (LiteLLM's ``async_post_call_success_hook``), its reasoning /
+        thinking text blanked when the call withholds it; otherwise untouched."""
+        try:
+            api = self._withholds(data)
+            if api is not None:
+                withhold_answer(api, response)
+        except Exception as error:  # noqa: BLE001 - the answer goes out as it is
+            self._failed("post-call hook", error, None)
+        return response
+
+    async def stream(self, data: Mapping[str, Any], response: AsyncIterator[Any]
+                     ) -> AsyncIterator[Any]:
+        """A streamed answer (LiteLLM's ``async_post_call_streaming_iterator_hook``), chunk by
+        chunk: passed through, or with reasoning deltas dropped when the call withholds them."""
+        try:
+            api = self._withholds(data)
+        except Exception as error:  # noqa: BLE001
+            api = None
+            self._failed("streaming hook", error, None)
+        if api is None:
+            async for chunk in response:
+                yield chunk
+            return
+        raw = SseWithholder(api)
+        async for chunk in response:
+            if isinstance(chunk, bytes | bytearray):
+                kept = raw.feed(bytes(chunk))
+                if kept:
+                    yield kept
+            elif withhold_chunk(api, chunk):
+                yield chunk
+        tail = raw.close()
+        if tail:
+            yield tail
 
     # -- the logging callbacks --
     def log_success(self, kwargs: Mapping[str, Any], response_obj: Any = None) -> None:
@@ -645,14 +801,22 @@ def _build_guardrail_class() -> type:
         """distillwatch's decisions before the upstream call, its Exchange log after it.
 
         Built by LiteLLM from ``config.yaml`` (``guardrail:
-        distillwatch.gateway.litellm.DistillwatchGuardrail``, ``mode: pre_call``); every
+        distillwatch.gateway.litellm.DistillwatchGuardrail``, ``mode: [pre_call,
+        post_call]``); every
         setting of the module docstring may be given in ``litellm_params``.
         """
 
         def __init__(self, **kwargs: Any) -> None:
             ours = {name: kwargs.pop(name) for name in PARAMS if name in kwargs}
-            kwargs.setdefault("supported_event_hooks", [GuardrailEventHooks.pre_call])
+            kwargs.setdefault("supported_event_hooks", [GuardrailEventHooks.pre_call,
+                                                        GuardrailEventHooks.post_call])
             super().__init__(**kwargs)
+            hooks = self.event_hook if isinstance(self.event_hook, list) else [self.event_hook]
+            if all(isinstance(hook, str) for hook in hooks) and "pre_call" not in hooks:
+                raise DistillwatchConfigError(
+                    f"guardrail {self.guardrail_name}: mode {self.event_hook!r} lacks pre_call, "
+                    "so no decision would be enforced; use mode: pre_call or [pre_call, "
+                    "post_call]")
             if not self.default_on:
                 logger.warning("distillwatch: guardrail %s has default_on false: it runs only "
                                "for requests that name it, so a campaign can leave it out",
@@ -663,6 +827,14 @@ def _build_guardrail_class() -> type:
         async def async_pre_call_hook(self, user_api_key_dict, cache, data, call_type):
             await self.enforcer.pre_call(user_api_key_dict, data, call_type)
             return None  # the request goes on unchanged
+
+        async def async_post_call_success_hook(self, data, user_api_key_dict, response):
+            return self.enforcer.post_call(data, response)
+
+        async def async_post_call_streaming_iterator_hook(self, user_api_key_dict, response,
+                                                          request_data):
+            async for chunk in self.enforcer.stream(request_data, response):
+                yield chunk
 
         async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
             self.enforcer.log_success(kwargs, response_obj)

@@ -13,7 +13,7 @@ from litellm.proxy._types import UserAPIKeyAuth
 
 from distillwatch.gateway import litellm as adapter
 
-ACCOUNTS = ("ok", "block", "verify", "throttle", "newhead", "ordinary", "ip", "fault")
+ACCOUNTS = ("ok", "block", "verify", "watch", "throttle", "newhead", "ordinary", "ip", "fault")
 KEYS = {f"sk-dwtest-{name}": f"acct-{name}" for name in ACCOUNTS}
 
 
