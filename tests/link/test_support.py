@@ -3,11 +3,12 @@ and both equal a plain count over neighbour sets."""
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from distillwatch.link import support
+from distillwatch.link import bitsets, support
 
 NODES = [f"acct-{i:02d}" for i in range(14)]
 NAMES = pa.array(NODES)
@@ -35,14 +36,25 @@ def test_bit_and_sparse_counts_equal_neighbour_sets(pairs, min_support):
         needed = max(1.0, min_support * (min(len(neighbours[a]), len(neighbours[b])) - 1))
         if common >= needed:
             expected.append((a, b, common))
-    by_bits = support.supported_edges(table, NAMES, min_support)
+    by_bits = support.supported_edges(table, len(NODES), min_support)
     saved = support._BIT_MATRIX_BYTES
     support._BIT_MATRIX_BYTES = 0  # force the sparse path
     try:
-        by_sparse = support.supported_edges(table, NAMES, min_support, chunk_edges=7)
+        by_sparse = support.supported_edges(table, len(NODES), min_support, chunk_edges=7)
     finally:
         support._BIT_MATRIX_BYTES = saved
     for found in (by_bits, by_sparse):
-        got = zip(found["a"].to_pylist(), found["b"].to_pylist(), found["common"].to_pylist(),
-                  strict=True)
+        got = zip(NAMES.take(found["ia"]).to_pylist(), NAMES.take(found["ib"]).to_pylist(),
+                  found["common"].to_pylist(), strict=True)
         assert sorted(got) == sorted(expected)
+
+
+def test_bit_rows_set_in_chunks_hold_every_member(monkeypatch):
+    monkeypatch.setattr(bitsets, "_CHUNK_BYTES", 32 * 3)  # three (row, member) pairs at once
+    rows = np.array([0, 2, 2, 1, 0, 2, 2], dtype=np.int32)
+    members = np.array([0, 63, 64, 130, 5, 63, 129], dtype=np.int32)
+    bits = bitsets.bit_rows(rows, members, 3, 131)
+    assert bits.shape == (3, 3)
+    held = [{w * 64 + i for w in range(3) for i in range(64) if int(bits[r, w]) >> i & 1}
+            for r in range(3)]
+    assert held == [{0, 5}, {130}, {63, 64, 129}]

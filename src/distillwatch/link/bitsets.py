@@ -19,9 +19,11 @@ def bit_rows(rows: np.ndarray, members: np.ndarray, n_rows: int, n_members: int)
     ``rows[k]`` for every k (members in ``[0, n_members)``)."""
     words = max(1, (n_members + 63) // 64)
     bits = np.zeros((n_rows, words), dtype=np.uint64)
-    members = members.astype(np.int64)
-    np.bitwise_or.at(bits, (rows.astype(np.int64), members // 64),
-                     np.left_shift(np.uint64(1), (members % 64).astype(np.uint64)))
+    step = _CHUNK_BYTES // 32  # (row, member) pairs set at once: bounds the index arrays
+    for start in range(0, len(rows), step):
+        part = members[start:start + step].astype(np.int64)
+        np.bitwise_or.at(bits, (rows[start:start + step].astype(np.int64), part // 64),
+                         np.left_shift(np.uint64(1), (part % 64).astype(np.uint64)))
     return bits
 
 

@@ -5,9 +5,16 @@ from __future__ import annotations
 import logging
 
 from distillwatch.engine import Engine, EngineFrame, SqlPipeline
-from distillwatch.link.compared import account_names, pair_evidence
+from distillwatch.link.compared import pair_evidence
 from distillwatch.link.components import connected_components
-from distillwatch.link.pairs_sql import EDGES, candidate_edge_sql, pair_sqls
+from distillwatch.link.pairs_sql import (
+    EDGE_NUMBERS,
+    EDGES,
+    IDS,
+    candidate_edge_sql,
+    named_edge_sql,
+    pair_sqls,
+)
 from distillwatch.link.support import supported_edges
 from distillwatch.link.tokens_sql import token_sqls
 from distillwatch.settings import LinkSettings
@@ -39,9 +46,10 @@ def link_accounts(engine: Engine, settings: LinkSettings,
     _run(engine, pairs.evidence)
     _run(engine, pairs.timing)
     frame = _run(engine, [candidate_edge_sql(settings)])
-    edges = supported_edges(frame.to_arrow(), account_names(engine), settings.edge_min_support)
-    engine.register(EDGES, edges)
-    logger.info("link: %s has %d rows", EDGES, edges.num_rows)
+    accounts = engine.frame(IDS).count()
+    engine.register(EDGE_NUMBERS, supported_edges(frame.to_arrow(), accounts,
+                                                  settings.edge_min_support))
+    _run(engine, [named_edge_sql()])
     return connected_components(engine, EDGES)
 
 

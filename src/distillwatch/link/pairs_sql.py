@@ -27,6 +27,7 @@ LARGE_SHARED = "__dw__link_large_shared"
 BUCKETS = "__dw__link_buckets"
 CO_ACTIVE = "__dw__link_co_active"
 EDGES = "__dw__link_edges"
+EDGE_NUMBERS = "__dw__link_edge_numbers"
 FAMILY_NAMES = ("scaffold", "network", "identity", "onboard", "timing")
 # Summed inverse document frequency at which a kind's strength reaches 1 - 1/e: a shared
 # payment instrument weighs most, a shared e-mail domain least. Scaffold keys come many to a
@@ -288,3 +289,14 @@ JOIN {IDS} i ON i.account_id = p.a
 JOIN {IDS} j ON j.account_id = p.b
 WHERE p.families >= {settings.edge_min_families} AND p.strength >= {settings.edge_min_strength}
 """, "__dw__link_candidates")
+
+
+def named_edge_sql() -> SqlStep:
+    """``__dw__link_edges`` (``a``, ``b``, ``strength``, ``common``) from the kept edges by
+    account number (``__dw__link_edge_numbers``, registered by ``link.support``)."""
+    return SqlStep(f"""
+SELECT i.account_id AS a, j.account_id AS b, e.strength, e.common
+FROM {EDGE_NUMBERS} e
+JOIN {IDS} i ON i.id = e.ia
+JOIN {IDS} j ON j.id = e.ib
+""", EDGES)

@@ -23,46 +23,52 @@ from distillwatch.link.bitsets import bit_rows, overlap
 # Up to this size the adjacency is a bit matrix (n x n bits: 45k accounts with edges), above
 # it a sparse matrix (slower for a hydra: its rows are thousands long).
 _BIT_MATRIX_BYTES = 256 << 20
-EDGE_SCHEMA = pa.schema([("a", pa.string()), ("b", pa.string()), ("strength", pa.float64()),
+EDGE_SCHEMA = pa.schema([("ia", pa.int32()), ("ib", pa.int32()), ("strength", pa.float64()),
                          ("common", pa.int64())])
 
 
-def supported_edges(candidates: pa.Table, names: pa.Array, min_support: float,
+def supported_edges(candidates: pa.Table, accounts: int, min_support: float,
                     chunk_edges: int = 100_000) -> pa.Table:
     """Keep the candidate edges with enough common neighbours.
 
     Args:
         candidates: One row per undirected candidate edge: ``ia``, ``ib`` (the accounts'
-            numbers, ``names[ia] < names[ib]``) and ``strength``.
-        names: The accounts' ids, by number (the output's ``a`` and ``b``).
+            numbers, in ``[0, accounts)``) and ``strength``.
+        accounts: How many accounts are numbered.
         min_support: Share of the smaller end's other neighbours that must be common.
         chunk_edges: Edges whose common neighbours are counted at once (bounds memory:
             about chunk_edges x mean degree x 12 bytes).
 
     Returns:
-        The kept edges with ``a``, ``b``, ``strength`` and ``common`` (:data:`EDGE_SCHEMA`).
+        The kept edges with ``ia``, ``ib``, ``strength`` and ``common``
+        (:data:`EDGE_SCHEMA`).
     """
     if candidates.num_rows == 0:
         return EDGE_SCHEMA.empty_table()
-    m = candidates.num_rows
-    ends = np.concatenate([candidates[end].to_numpy().astype(np.int64) for end in ("ia", "ib")])
-    # The accounts with an edge, numbered 0..n-1.
-    nodes, index = np.unique(ends, return_inverse=True)
-    a, b = index[:m], index[m:]
+    ia, ib = (candidates[end].to_numpy().astype(np.int32, copy=False) for end in ("ia", "ib"))
+    # The accounts with an edge, numbered 0..n-1 (a lookup over all accounts: no sort of the
+    # edges' ends).
+    present = np.zeros(accounts, dtype=bool)
+    present[ia] = True
+    present[ib] = True
+    nodes = np.flatnonzero(present).astype(np.int32)
+    local = np.full(accounts, -1, dtype=np.int32)
+    local[nodes] = np.arange(len(nodes), dtype=np.int32)
+    a, b = local[ia], local[ib]
     n = len(nodes)
     if n * n <= _BIT_MATRIX_BYTES * 8:  # n x n bits: popcounts of row ANDs
         adjacency = bit_rows(np.concatenate([a, b]), np.concatenate([b, a]), n, n)
         degree = np.bitwise_count(adjacency).sum(axis=1, dtype=np.int64)
         common = overlap(adjacency, a, b)
+        del adjacency
     else:
         degree, common = _sparse_common(a, b, n, chunk_edges)
     needed = np.maximum(1.0, min_support * (np.minimum(degree[a], degree[b]) - 1))
-    kept = common >= needed
-    return pa.table({"a": names.take(pa.array(nodes[a[kept]])),
-                     "b": names.take(pa.array(nodes[b[kept]])),
+    kept = pa.array(common >= needed)
+    return pa.table({"ia": pa.array(ia).filter(kept), "ib": pa.array(ib).filter(kept),
                      "strength": candidates["strength"].combine_chunks().cast(pa.float64())
-                     .filter(pa.array(kept)),
-                     "common": pa.array(common[kept], pa.int64())}, schema=EDGE_SCHEMA)
+                     .filter(kept),
+                     "common": pa.array(common, pa.int64()).filter(kept)}, schema=EDGE_SCHEMA)
 
 
 def _sparse_common(a: np.ndarray, b: np.ndarray, n: int, chunk_edges: int
