@@ -14,7 +14,6 @@ from distillwatch.link import large_tokens
 from distillwatch.link.large_tokens import LARGE_SHARED_SCHEMA, LargeTokens
 
 ACCOUNTS = [f"acct-{i}" for i in range(9)]
-NAMES = pa.array(ACCOUNTS)
 KINDS = {"scaffold": "scaffold", "ip": "network", "prefix": "network"}
 
 
@@ -30,7 +29,7 @@ def _tokens(held: dict[str, set[tuple[str, str]]], idf: dict[tuple[str, str], fl
 def large_token_evidence(pairs: list[tuple[str, str]], tokens: pa.Table) -> pa.Table:
     left, right = (np.array([ACCOUNTS.index(p[end]) for p in pairs], dtype=np.int64)
                    for end in (0, 1))
-    return LargeTokens(tokens, len(ACCOUNTS)).evidence(NAMES, left, right)
+    return LargeTokens(tokens, len(ACCOUNTS)).evidence(left, right)
 
 
 def _expected(held, idf, pairs) -> dict:
@@ -48,7 +47,8 @@ def _got(table: pa.Table) -> dict:
     assert table.schema == LARGE_SHARED_SCHEMA
     rows = table.to_pylist()
     assert all(r["family"] == KINDS[r["kind"]] and r["burst"] == 0.0 for r in rows)
-    return {(r["a"], r["b"], r["kind"]): (r["idf_sum"], r["tokens"]) for r in rows}
+    return {(ACCOUNTS[r["ia"]], ACCOUNTS[r["ib"]], r["kind"]): (r["idf_sum"], r["tokens"])
+            for r in rows}
 
 
 # Up to 150 tokens of a kind: bit rows of several words, bytes past the last token.

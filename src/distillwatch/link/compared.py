@@ -57,12 +57,6 @@ def chunk_bounds(first: np.ndarray, counts: np.ndarray, per_chunk: int) -> list[
     return bounds
 
 
-def account_names(engine: Engine) -> pa.Array:
-    """The accounts' ids by number (``__dw__link_ids``): entry ``k`` is account ``k``."""
-    return engine.fetch_arrow(f"SELECT account_id FROM {IDS} ORDER BY id",
-                              "link: account numbers")["account_id"].combine_chunks()
-
-
 def pair_evidence(engine: Engine, chunk_pairs: int | None = None) -> None:
     """Register ``__dw__link_large_shared`` and ``__dw__link_co_active`` for the compared
     pairs.
@@ -75,15 +69,13 @@ def pair_evidence(engine: Engine, chunk_pairs: int | None = None) -> None:
         chunk_pairs: Pairs read at once (bounds the driver's memory; default
             :data:`CHUNK_PAIRS`).
     """
-    names = account_names(engine)
+    accounts = engine.frame(IDS).count()
     bursts = ", ".join(f"'{kind}'" for kind in BURST_KINDS)
     large = LargeTokens(engine.fetch_arrow(
-        f"SELECT i.id AS holder, t.kind, t.family, t.token, t.idf FROM {LARGE_TOKENS} t "
-        f"JOIN {IDS} i ON i.account_id = t.account_id WHERE t.kind NOT IN ({bursts})",
-        "link: large tokens"), len(names))
+        f"SELECT id AS holder, kind, family, token, idf FROM {LARGE_TOKENS} "
+        f"WHERE kind NOT IN ({bursts})", "link: large tokens"), accounts)
     active = ActiveBuckets(engine.fetch_arrow(
-        f"SELECT i.id AS holder, b.bucket FROM {BUCKETS} b "
-        f"JOIN {IDS} i ON i.account_id = b.account_id", "link: active buckets"), len(names))
+        f"SELECT id AS holder, bucket FROM {BUCKETS}", "link: active buckets"), accounts)
     starts = engine.fetch_arrow(f"SELECT ia, count(*) AS n FROM {COMPARED} GROUP BY ia "
                                 "ORDER BY ia", "link: pairs per account")
     bounds = chunk_bounds(starts["ia"].to_numpy(), starts["n"].to_numpy(),
@@ -96,8 +88,8 @@ def pair_evidence(engine: Engine, chunk_pairs: int | None = None) -> None:
             chunk = engine.fetch_arrow(f"SELECT ia, ib FROM {COMPARED} "
                                        f"WHERE ia >= {lo} AND ia < {hi}", "link: pair chunk")
             left, right = (_numbers(chunk[end]) for end in ("ia", "ib"))
-            shared.write(large.evidence(names, left, right))
-            together.write(active.co_active(names, left, right))
+            shared.write(large.evidence(left, right))
+            together.write(active.co_active(left, right))
             done += len(left)
             logger.info("link: compared pairs, chunk %d/%d: %d of %d pairs (%.0f s)",
                         number, len(bounds), done, total, time.monotonic() - began)

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from distillwatch.link.bitsets import bit_rows
 
 LARGE_SHARED_SCHEMA = pa.schema([
-    ("a", pa.string()), ("b", pa.string()), ("kind", pa.string()), ("family", pa.string()),
+    ("ia", pa.int32()), ("ib", pa.int32()), ("kind", pa.string()), ("family", pa.string()),
     ("idf_sum", pa.float64()), ("burst", pa.float64()), ("tokens", pa.int64()),
 ])
 _CHUNK_WORDS = 2 << 20  # bit-matrix words ANDed at once
@@ -93,26 +93,21 @@ class LargeTokens:
             self.kinds.append((kind, families[int(of_kind[0])].as_py(), bits,
                                _byte_weights(weights, bits.shape[1])))
 
-    def evidence(self, names: pa.Array, left: np.ndarray, right: np.ndarray) -> pa.Table:
+    def evidence(self, left: np.ndarray, right: np.ndarray) -> pa.Table:
         """Per pair (``left[k]``, ``right[k]``: account numbers) and kind, the large tokens
         both accounts carry.
 
-        Args:
-            names: The accounts' ids, by number (the output's ``a`` and ``b``).
-            left: The pairs' first accounts ...
-            right: ... and their second.
-
         Returns:
-            ``a``, ``b``, ``kind``, ``family``, ``idf_sum``, ``burst`` (0: not a burst kind),
-            ``tokens`` (:data:`LARGE_SHARED_SCHEMA`), for the pairs sharing one or more tokens
-            of the kind.
+            ``ia``, ``ib`` (the pair), ``kind``, ``family``, ``idf_sum``, ``burst`` (0: not a
+            burst kind), ``tokens`` (:data:`LARGE_SHARED_SCHEMA`), for the pairs sharing one
+            or more tokens of the kind.
         """
         parts = [LARGE_SHARED_SCHEMA.empty_table()]
         for kind, family, bits, table in self.kinds:
             counts, sums = _shared(bits, table, left, right)
             hit = np.flatnonzero(counts > 0)
             parts.append(pa.table({
-                "a": names.take(pa.array(left[hit])), "b": names.take(pa.array(right[hit])),
+                "ia": pa.array(left[hit], pa.int32()), "ib": pa.array(right[hit], pa.int32()),
                 "kind": pa.array([kind] * len(hit), pa.string()),
                 "family": pa.array([family] * len(hit), pa.string()),
                 "idf_sum": pa.array(sums[hit]), "burst": pa.array(np.zeros(len(hit))),

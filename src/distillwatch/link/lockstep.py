@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from distillwatch.link.bitsets import bit_rows, overlap
 
-CO_ACTIVE_SCHEMA = pa.schema([("a", pa.string()), ("b", pa.string()), ("co", pa.int64())])
+CO_ACTIVE_SCHEMA = pa.schema([("ia", pa.int32()), ("ib", pa.int32()), ("co", pa.int64())])
 
 
 class ActiveBuckets:
@@ -36,20 +36,16 @@ class ActiveBuckets:
         span = int(offset.max()) + 1 if len(offset) else 1
         self.bits = bit_rows(holder, offset, accounts, span)
 
-    def co_active(self, names: pa.Array, left: np.ndarray, right: np.ndarray) -> pa.Table:
+    def co_active(self, left: np.ndarray, right: np.ndarray) -> pa.Table:
         """The pairs (``left[k]``, ``right[k]``: account numbers) active in one or more
         buckets together; a pair with an account that has no buckets has none.
 
-        Args:
-            names: The accounts' ids, by number (the output's ``a`` and ``b``).
-            left: The pairs' first accounts ...
-            right: ... and their second.
-
         Returns:
-            ``a``, ``b``, ``co`` (:data:`CO_ACTIVE_SCHEMA`): the buckets both were active in.
+            ``ia``, ``ib`` (the pair), ``co`` (:data:`CO_ACTIVE_SCHEMA`): the buckets both
+            were active in.
         """
         co = overlap(self.bits, left, right)
         hit = np.flatnonzero(co > 0)
-        return pa.table({"a": names.take(pa.array(left[hit])),
-                         "b": names.take(pa.array(right[hit])),
+        return pa.table({"ia": pa.array(left[hit], pa.int32()),
+                         "ib": pa.array(right[hit], pa.int32()),
                          "co": pa.array(co[hit], pa.int64())}, schema=CO_ACTIVE_SCHEMA)

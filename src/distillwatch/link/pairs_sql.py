@@ -58,17 +58,20 @@ class PairSteps:
     Attributes:
         compared: Runs, in order, each materialising its last step: they build
             ``__dw__link_ids`` (``account_id``, ``id``: a number for every account with a
-            token), ``__dw__link_candidate_pairs`` (``a``, ``b``: the pairs compared, and
-            ``ia``, ``ib``: their numbers) and ``__dw__link_big_tokens`` (the tokens shared
-            by more than ``max_block``).
-        buckets: Builds ``__dw__link_buckets`` (distinct ``account_id``, ``bucket``, of the
-            accounts active in ``sync_min_buckets`` or more).
+            token, in account id order; ``organization_id``), ``__dw__link_candidate_pairs``
+            (``ia``, ``ib``: the numbers of the pairs compared, ``ia < ib``) and
+            ``__dw__link_big_tokens`` (the tokens shared by more than ``max_block``, with the
+            holder's ``id``).
+        buckets: Builds ``__dw__link_buckets`` (distinct ``id``, ``bucket``, of the accounts
+            active in ``sync_min_buckets`` or more).
         evidence: Reads those and ``__dw__link_large_shared`` (the large tokens' evidence of
             the compared pairs but bursts, registered by the driver's pass); builds
             ``__dw__link_pivot`` (one row per compared pair, its strength per family of token
             evidence).
-        timing: Reads those and ``__dw__link_co_active`` (``a``, ``b``, ``co``: the overlap,
-            registered by the driver's pass; no row: none); builds ``__dw__link_pairs``.
+        timing: Reads those and ``__dw__link_co_active`` (``ia``, ``ib``, ``co``: the
+            overlap, registered by the driver's pass; no row: none); builds
+            ``__dw__link_pairs`` (``a``, ``b``: the account ids, ``ia``, ``ib`` and the
+            evidence).
     """
 
     compared: list[list[SqlStep]]
@@ -96,12 +99,23 @@ def pair_sqls(dialect: Dialect, settings: LinkSettings,
     df = f"""
 SELECT kind, token, count(*) AS df FROM {TOKENS} GROUP BY kind, token HAVING count(*) >= 2
 """
+    # Every account that carries a token gets a number (in account id order, so that
+    # ``ia < ib`` exactly when ``a < b``), and pairs are keyed by numbers from here on: the
+    # link stage's aggregations hash two integers a pair, not two id strings.
+    ids = f"""
+SELECT t.account_id, CAST(row_number() OVER (ORDER BY t.account_id) - 1 AS INTEGER) AS id,
+       o.organization_id
+FROM (SELECT DISTINCT account_id FROM {TOKENS}) t
+LEFT JOIN (SELECT account_id, max(organization_id) AS organization_id FROM __dw__accounts
+           GROUP BY account_id) o ON o.account_id = t.account_id
+"""
     shared_tokens = f"""
-SELECT t.account_id, t.kind, t.family, t.token, t.strength, d.df,
+SELECT i.id, i.organization_id, t.kind, t.family, t.token, t.strength, d.df,
        least({IDF_CAP},
              ln(CAST((SELECT count(DISTINCT account_id) FROM __dw__features) AS DOUBLE)
                 / d.df)) AS idf
 FROM {TOKENS} t JOIN __dw__link_token_df d ON d.kind = t.kind AND d.token = t.token
+JOIN {IDS} i ON i.account_id = t.account_id
 """
     # Tokens shared by more than max_block accounts are not paired sharer by sharer. Each
     # account that carries one gets keys from its set of such tokens: the smallest and the
@@ -111,92 +125,80 @@ FROM {TOKENS} t JOIN __dw__link_token_df d ON d.kind = t.kind AND d.token = t.to
     # is compared with its neighbours in windows of pair_window accounts.
     big = settings.max_block
     order_keys = f"""
-SELECT account_id,
+SELECT id,
        min(CASE WHEN family = 'scaffold' THEN token END) AS k_scaffold_min,
        max(CASE WHEN family = 'scaffold' THEN token END) AS k_scaffold_max,
        min(CASE WHEN family = 'network' THEN token END) AS k_network
-FROM __dw__link_shared_tokens WHERE df > {big} GROUP BY account_id
+FROM __dw__link_shared_tokens WHERE df > {big} GROUP BY id
 """
     window = settings.pair_window
     passes = " UNION ALL ".join(f"""
-SELECT account_id, '{key}' AS pass,
-       CAST(floor((row_number() OVER (ORDER BY {key} NULLS LAST, account_id) - 1) / {window})
+SELECT id, '{key}' AS pass,
+       CAST(floor((row_number() OVER (ORDER BY {key} NULLS LAST, id) - 1) / {window})
             AS BIGINT) AS block
 FROM __dw__link_order_keys WHERE {key} IS NOT NULL"""
         for key in ("k_scaffold_min", "k_scaffold_max", "k_network"))
-    # Evidence of the tokens shared by at most max_block accounts: every pair of sharers.
+    # Evidence of the tokens shared by at most max_block accounts: every pair of sharers, one
+    # row per pair and kind (a row per pair and token was 169M rows on the first 10M exchanges
+    # of `stress`: each head of a hydra meets hundreds of the proxy pool's IPs).
     small_rows = f"""
-SELECT x.account_id AS a, y.account_id AS b, x.kind, x.family, x.idf,
-       least(x.strength, y.strength) AS burst
+SELECT x.id AS ia, y.id AS ib, x.kind, x.family, sum(x.idf) AS idf_sum,
+       max(least(x.strength, y.strength)) AS burst, count(*) AS tokens
 FROM __dw__link_shared_tokens x
-JOIN __dw__link_shared_tokens y
-  ON y.kind = x.kind AND y.token = x.token AND y.account_id > x.account_id
-LEFT JOIN __dw__accounts ox ON ox.account_id = x.account_id
-LEFT JOIN __dw__accounts oy ON oy.account_id = y.account_id
+JOIN __dw__link_shared_tokens y ON y.kind = x.kind AND y.token = x.token AND y.id > x.id
 WHERE x.df <= {big}
-  AND (ox.organization_id IS NULL OR oy.organization_id IS NULL
-       OR ox.organization_id <> oy.organization_id)
+  AND (x.organization_id IS NULL OR y.organization_id IS NULL
+       OR x.organization_id <> y.organization_id)
+GROUP BY x.id, y.id, x.kind, x.family
 """
     window_rows = """
-SELECT x.account_id AS a, y.account_id AS b
+SELECT x.id AS ia, y.id AS ib
 FROM __dw__link_windows x
-JOIN __dw__link_windows y
-  ON y.pass = x.pass AND y.block = x.block AND y.account_id > x.account_id
+JOIN __dw__link_windows y ON y.pass = x.pass AND y.block = x.block AND y.id > x.id
 UNION ALL
-SELECT least(x.account_id, y.account_id) AS a, greatest(x.account_id, y.account_id) AS b
+SELECT least(x.id, y.id) AS ia, greatest(x.id, y.id) AS ib
 FROM __dw__link_windows x
 JOIN __dw__link_windows y ON y.pass = x.pass AND y.block = x.block + 1
 """
-    # Every account that carries a token gets a number (in account id order), for the
-    # driver's steps over the compared pairs (``link.compared``).
-    ids = f"""
-SELECT account_id, CAST(row_number() OVER (ORDER BY account_id) - 1 AS INTEGER) AS id
-FROM (SELECT DISTINCT account_id FROM {TOKENS}) t
-"""
     # The pairs compared: those sharing a small token, and window neighbours.
-    candidates = """
-SELECT DISTINCT a, b FROM __dw__link_small_rows
+    candidates = f"""
+SELECT DISTINCT ia, ib FROM __dw__link_small_rows
 UNION
-SELECT c.a, c.b
+SELECT c.ia, c.ib
 FROM __dw__link_window_rows c
-LEFT JOIN __dw__accounts ox ON ox.account_id = c.a
-LEFT JOIN __dw__accounts oy ON oy.account_id = c.b
+JOIN {IDS} ox ON ox.id = c.ia
+JOIN {IDS} oy ON oy.id = c.ib
 WHERE ox.organization_id IS NULL OR oy.organization_id IS NULL
    OR ox.organization_id <> oy.organization_id
-"""
-    numbered = f"""
-SELECT c.a, c.b, i.id AS ia, j.id AS ib
-FROM __dw__link_compared_names c
-JOIN {IDS} i ON i.account_id = c.a
-JOIN {IDS} j ON j.account_id = c.b
 """
     # ... and their evidence over the large tokens they share, so that every pair compared
     # has its evidence counted over every token: bursts here, the other kinds on the driver
     # (``__dw__link_large_shared``).
     big_tokens = f"""
-SELECT account_id, kind, family, token, idf, strength
+SELECT id, kind, family, token, idf, strength
 FROM __dw__link_shared_tokens WHERE df > {big}
 """
     bursts = ", ".join(f"'{kind}'" for kind in BURST_KINDS)
     big_bursts = f"""
-SELECT c.a, c.b, x.kind, x.family, x.idf, least(x.strength, y.strength) AS burst
+SELECT c.ia, c.ib, x.kind, x.family, x.idf, least(x.strength, y.strength) AS burst
 FROM {COMPARED} c
-JOIN {LARGE_TOKENS} x ON x.account_id = c.a AND x.kind IN ({bursts})
-JOIN {LARGE_TOKENS} y ON y.account_id = c.b AND y.kind = x.kind AND y.token = x.token
+JOIN {LARGE_TOKENS} x ON x.id = c.ia AND x.kind IN ({bursts})
+JOIN {LARGE_TOKENS} y ON y.id = c.ib AND y.kind = x.kind AND y.token = x.token
 """
     shared = f"""
-SELECT a, b, kind, family, sum(idf_sum) AS idf_sum, max(burst) AS burst,
+SELECT ia, ib, kind, family, sum(idf_sum) AS idf_sum, max(burst) AS burst,
        CAST(sum(tokens) AS BIGINT) AS tokens
-FROM (SELECT a, b, kind, family, idf AS idf_sum, burst, 1 AS tokens FROM __dw__link_small_rows
+FROM (SELECT ia, ib, kind, family, idf_sum, burst, tokens FROM __dw__link_small_rows
       UNION ALL
-      SELECT a, b, kind, family, idf AS idf_sum, burst, 1 AS tokens FROM __dw__link_big_bursts
+      SELECT ia, ib, kind, family, idf AS idf_sum, burst, 1 AS tokens
+      FROM __dw__link_big_bursts
       UNION ALL
-      SELECT a, b, kind, family, idf_sum, burst, tokens FROM {LARGE_SHARED})
-GROUP BY a, b, kind, family
+      SELECT ia, ib, kind, family, idf_sum, burst, tokens FROM {LARGE_SHARED})
+GROUP BY ia, ib, kind, family
 """
     off = ", ".join(f"'{f}'" for f in disabled_families) or "''"
     kinds = f"""
-SELECT a, b, kind, family, tokens,
+SELECT ia, ib, kind, family, tokens,
        CASE WHEN family IN ({off}) THEN 0.0
             WHEN kind = 'signup' THEN {BURST_WEIGHT} * burst
             WHEN kind = 'activation' THEN {ACTIVATION_WEIGHT} * burst
@@ -207,27 +209,27 @@ FROM __dw__link_shared
         f"max(CASE WHEN family = '{f}' THEN strength ELSE 0.0 END) AS s_{f}"
         for f in FAMILY_NAMES if f != "timing")
     by_family = f"""
-SELECT a, b, family, {_noisy_or('strength')} AS strength, sum(tokens) AS tokens
-FROM __dw__link_kinds GROUP BY a, b, family
+SELECT ia, ib, family, {_noisy_or('strength')} AS strength, sum(tokens) AS tokens
+FROM __dw__link_kinds GROUP BY ia, ib, family
 """
     pivot = f"""
-SELECT a, b,
+SELECT ia, ib,
     {families},
     max(CASE WHEN family = 'scaffold' THEN tokens ELSE 0 END) AS scaffold_tokens,
     max(CASE WHEN family = 'network' THEN tokens ELSE 0 END) AS network_tokens
-FROM __dw__link_family_rows GROUP BY a, b
+FROM __dw__link_family_rows GROUP BY ia, ib
 """
     active = f"""
 SELECT DISTINCT account_id, CAST(floor({epoch} / {bucket_s}) AS BIGINT) AS bucket
 FROM __dw__features
 """
     buckets = f"""
-SELECT account_id, bucket FROM __dw__link_active
-WHERE account_id IN (SELECT account_id FROM __dw__link_active GROUP BY account_id
-                     HAVING count(*) >= {settings.sync_min_buckets})
+SELECT i.id, a.bucket FROM __dw__link_active a JOIN {IDS} i ON i.account_id = a.account_id
+WHERE a.account_id IN (SELECT account_id FROM __dw__link_active GROUP BY account_id
+                       HAVING count(*) >= {settings.sync_min_buckets})
 """
     bucket_counts = """
-SELECT account_id, count(*) AS buckets FROM __dw__link_buckets GROUP BY account_id
+SELECT id, count(*) AS buckets FROM __dw__link_buckets GROUP BY id
 """
     theta = settings.family_min_strength
     count_families = " + ".join(
@@ -242,25 +244,27 @@ SELECT p.*,
     END AS s_timing,
     coalesce(CAST(c.co AS DOUBLE) / (ca.buckets + cb.buckets - c.co), 0.0) AS sync_jaccard
 FROM __dw__link_pivot p
-LEFT JOIN __dw__link_co_active c ON c.a = p.a AND c.b = p.b
-LEFT JOIN __dw__link_bucket_counts ca ON ca.account_id = p.a
-LEFT JOIN __dw__link_bucket_counts cb ON cb.account_id = p.b
+LEFT JOIN __dw__link_co_active c ON c.ia = p.ia AND c.ib = p.ib
+LEFT JOIN __dw__link_bucket_counts ca ON ca.id = p.ia
+LEFT JOIN __dw__link_bucket_counts cb ON cb.id = p.ib
 """
     final = f"""
-SELECT *, {count_families} AS families, 1.0 - {combined} AS strength
-FROM __dw__link_timed
+SELECT i.account_id AS a, j.account_id AS b, t.*,
+       {count_families} AS families, 1.0 - {combined} AS strength
+FROM __dw__link_timed t
+JOIN {IDS} i ON i.id = t.ia
+JOIN {IDS} j ON j.id = t.ib
 """
     return PairSteps(
         compared=[
+            [SqlStep(ids, IDS)],
             [SqlStep(df, "__dw__link_token_df"),
              SqlStep(shared_tokens, "__dw__link_shared_tokens")],
-            [SqlStep(ids, IDS)],
             [SqlStep(small_rows, "__dw__link_small_rows")],
             [SqlStep(order_keys, "__dw__link_order_keys"),
              SqlStep(passes, "__dw__link_windows"),
              SqlStep(window_rows, "__dw__link_window_rows"),
-             SqlStep(candidates, "__dw__link_compared_names"),
-             SqlStep(numbered, COMPARED)],
+             SqlStep(candidates, COMPARED)],
             [SqlStep(big_tokens, LARGE_TOKENS)],
         ],
         buckets=[SqlStep(active, "__dw__link_active"), SqlStep(buckets, BUCKETS)],
@@ -283,11 +287,8 @@ def candidate_edge_sql(settings: LinkSettings) -> SqlStep:
     numbers, ``strength``); which of them are kept is decided by their common neighbours
     (``link.support``)."""
     return SqlStep(f"""
-SELECT i.id AS ia, j.id AS ib, p.strength
-FROM {PAIRS} p
-JOIN {IDS} i ON i.account_id = p.a
-JOIN {IDS} j ON j.account_id = p.b
-WHERE p.families >= {settings.edge_min_families} AND p.strength >= {settings.edge_min_strength}
+SELECT ia, ib, strength FROM {PAIRS}
+WHERE families >= {settings.edge_min_families} AND strength >= {settings.edge_min_strength}
 """, "__dw__link_candidates")
 
 
