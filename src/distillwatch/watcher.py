@@ -295,18 +295,22 @@ FROM {IDENTITY_OUTPUT} p LEFT JOIN {TEMPLATES_OUTPUT} t ON t.account_id = p.acco
         A block that lies mostly inside a reported campaign adds a ``dense_block`` evidence
         line to it; the others are listed in the report's details for a reviewer.
         """
-        edges = self.engine.fetch_arrow(f"""
+        query = f"""
 SELECT t.account_id, concat(t.kind, ':', t.token) AS token
 FROM __dw__link_tokens t
 JOIN (SELECT kind, token FROM __dw__link_tokens GROUP BY kind, token HAVING count(*) >= 2) d
   ON d.kind = t.kind AND d.token = t.token
 WHERE t.family IN ({", ".join(f"'{f}'" for f in DENSE_FAMILIES)})
-""", "dense-block edges")
+"""
+        # Counted before fetching: past the limit the edges never reach the driver.
+        count = self.engine.fetch_arrow(f"SELECT count(*) AS n FROM ({query}) e",
+                                        "dense-block edge count").column("n")[0].as_py()
+        if count == 0 or count > MAX_DENSE_EDGES:
+            logger.info("dense blocks: %d edges, skipped", count)
+            return []
+        edges = self.engine.fetch_arrow(query, "dense-block edges")
         # The peeling's weight sums and tie breaks follow the edge order: make it one order.
         edges = edges.sort_by([("account_id", "ascending"), ("token", "ascending")])
-        if edges.num_rows == 0 or edges.num_rows > MAX_DENSE_EDGES:
-            logger.info("dense blocks: %d edges, skipped", edges.num_rows)
-            return []
         accounts = edges.column("account_id").to_pylist()
         tokens = edges.column("token").to_pylist()
         background = background_density(accounts, tokens)
