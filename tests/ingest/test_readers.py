@@ -112,6 +112,9 @@ def test_input_files_expand_folders_and_skip_hidden(tmp_path):
     (tmp_path / "a" / "x.jsonl").write_text("")
     (tmp_path / "a" / ".hidden.jsonl").write_text("")
     (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "part-00001.parquet").write_text("")
     (tmp_path / "parts" / "part-00000.parquet").write_text("")
-    assert input_files([tmp_path / "a", tmp_path / "parts"]) == [tmp_path / "a" / "x.jsonl",
-                                                                 tmp_path / "parts"]
+    (tmp_path / "parts" / "_SUCCESS").write_text("")
+    assert input_files([tmp_path / "a", tmp_path / "parts"]) == [
+        tmp_path / "a" / "x.jsonl", tmp_path / "parts" / "part-00000.parquet",
+        tmp_path / "parts" / "part-00001.parquet"]

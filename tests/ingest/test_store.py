@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from distillwatch.ingest.rejects import RejectSink
 from distillwatch.ingest.store import FEATURES_TABLE, ingest
@@ -44,3 +45,32 @@ def test_the_store_survives_reopening(tmp_path):
     report = ingest(second, [logs], RejectSink(tmp_path / "r.jsonl"), b"k")
     assert report.stored == 0 and report.already_stored == 50
     second.close()
+
+
+def test_a_parquet_dataset_that_grows_is_read_again_for_its_new_parts_only(engine, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [json.loads(line) for line in (_logs(tmp_path) / "day1.jsonl").read_text()
+            .splitlines()[:50]]
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    for part in range(2):
+        pq.write_table(pa.Table.from_pylist(rows[part * 20:(part + 1) * 20]),
+                       dataset / f"part-{part:05d}.parquet")
+    sink = RejectSink(tmp_path / "rejected.jsonl")
+    first = ingest(engine, [dataset], sink, b"k")
+    assert first.stored == 40 and first.rejected == 0
+    # The new part also holds a row whose request is text, not an object: rejected, named.
+    bad = {**rows[0], "exchange_id": "ex-text", "request": json.dumps(rows[0]["request"])}
+    pq.write_table(pa.Table.from_pylist(rows[40:]), dataset / "part-00002.parquet")
+    pq.write_table(pa.Table.from_pylist([bad]), dataset / "part-00003.parquet")
+    again = ingest(engine, [dataset], sink, b"k")
+    sink.close()
+    assert again.stored == 10 and again.already_stored == 40 and again.rejected == 1
+    (reject,) = [json.loads(line) for line in (tmp_path / "rejected.jsonl").read_text()
+                 .splitlines()]
+    assert reject["source"].endswith("part-00003.parquet") and "request" in reject["reason"]
+    read = {Path(f.source).name: (f.skipped, f.read) for f in again.files}
+    assert read == {"part-00000.parquet": (True, 20), "part-00001.parquet": (True, 20),
+                    "part-00002.parquet": (False, 10), "part-00003.parquet": (False, 1)}

@@ -47,13 +47,15 @@ class FileStats:
 def input_files(paths: list[Path]) -> list[Path]:
     """Files named, and every non-hidden file below folders named, in a stable order.
 
-    A folder of Parquet parts counts as one input.
+    A folder of Parquet parts (a dataset) gives its parts, each an input of its own: a dataset
+    that grows by new parts is read again for its new parts only.
     """
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
-            if any(path.glob("part-*.parquet")):
-                out.append(path)
+            parts = sorted(path.glob("part-*.parquet"))
+            if parts:
+                out += parts
                 continue
             out += sorted(p for p in path.rglob("*") if p.is_file()
                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
@@ -159,8 +161,11 @@ def read_parquet(path: Path, stats: FileStats, rejects: RejectSink,
 
 
 def _decode_tool_parameters(record: dict) -> None:
-    # Parquet keeps free-form JSON (a tool's parameters) as text.
-    for tool in ((record.get("request") or {}).get("tools") or ()):
+    # Parquet keeps free-form JSON (a tool's parameters) as text. A request that is not an
+    # object is left for validation to reject.
+    request = record.get("request")
+    tools = request.get("tools") if isinstance(request, dict) else None
+    for tool in tools if isinstance(tools, list) else ():
         function = tool.get("function") if isinstance(tool, dict) else None
         if isinstance(function, dict) and isinstance(function.get("parameters"), str):
             with contextlib.suppress(orjson.JSONDecodeError):
