@@ -16,7 +16,7 @@ from distillwatch.link.pairs_sql import (
     pair_sqls,
 )
 from distillwatch.link.support import supported_edges
-from distillwatch.link.tokens_sql import token_sqls
+from distillwatch.link.tokens_sql import SCAFFOLD_USE_SOURCES, token_sqls
 from distillwatch.settings import LinkSettings
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,11 @@ def link_accounts(engine: Engine, settings: LinkSettings,
         ``__dw__link_components`` (node, component) for every account with an edge.
     """
     pairs = pair_sqls(engine.dialect, settings, disabled_families)
-    for steps in (token_sqls(engine.dialect, settings), *pairs.compared, pairs.buckets):
+    for steps in token_sqls(engine.dialect, settings):
+        _run(engine, steps)
+    for source in SCAFFOLD_USE_SOURCES:  # counted into __dw__link_scaffold_uses
+        engine.drop(engine.frame(source))
+    for steps in (*pairs.compared, pairs.buckets):
         _run(engine, steps)
     # The large tokens' evidence and the lockstep overlap of the compared pairs, on the
     # driver in chunks of pairs (link/compared.py).
