@@ -603,3 +603,27 @@ def test_redis_loss_fails_open_and_keeps_enforcing_the_last_decisions(proxy, mak
     assert proxy.post("/v1/chat/completions", "throttle", chat()).status_code == 403
     assert time.monotonic() - started < 5
     assert not [s for s in proxy.statuses if s >= 500], proxy.statuses
+
+
+@needs_litellm
+def test_a_mode_without_pre_call_is_refused_when_litellm_builds_the_guardrail(tmp_path):
+    # Run in LiteLLM's own venv: the guardrail class is built on LiteLLM's CustomGuardrail.
+    script = """
+import sys
+from distillwatch.exceptions import DistillwatchConfigError
+from distillwatch.gateway.litellm import DistillwatchGuardrail
+for mode in ("post_call", ["pre_call", "post_call"], "pre_call"):
+    try:
+        DistillwatchGuardrail(guardrail_name="dw", event_hook=mode, default_on=True,
+                              detector=False)
+        print("accepted", mode)
+    except DistillwatchConfigError as error:
+        print("refused", mode, error)
+"""
+    done = subprocess.run([str(LITELLM_VENV / "bin" / "python"), "-c", script], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "FORWARDED_ALLOW_IPS": "192.0.2.1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("refused post_call") and "lacks pre_call" in lines[0]
+    assert lines[1:] == ["accepted ['pre_call', 'post_call']", "accepted pre_call"]
