@@ -18,6 +18,7 @@ campaign which indicator matched tells it what to change.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -120,23 +121,35 @@ class CannedAnswers:
 _CHAT_REASONING = ("reasoning_content", "reasoning", "reasoning_details")
 
 
-def _blank_responses_item(item: dict) -> bool:
-    if item.get("type") != "reasoning":
+def _field(holder: Any, name: str) -> Any:
+    return holder.get(name) if isinstance(holder, dict) else getattr(holder, name, None)
+
+
+def blank_reasoning_item(item: Any) -> bool:
+    """A Responses API output item (a dict, or an object such as LiteLLM's): blank its text
+    in place if it is reasoning; True if it is."""
+    if _field(item, "type") != "reasoning":
         return False
-    for part in item.get("summary") or ():
-        if isinstance(part, dict) and "text" in part:
-            part["text"] = ""
-    for part in item.get("content") or ():
-        if isinstance(part, dict) and "text" in part:
-            part["text"] = ""
+    for name in ("summary", "content"):
+        for part in _field(item, name) or ():
+            if isinstance(part, dict):
+                if "text" in part:
+                    part["text"] = ""
+            elif getattr(part, "text", None):
+                part.text = ""
     return True
 
 
-def _blank_anthropic_block(block: dict) -> bool:
-    if block.get("type") == "thinking" and block.get("thinking"):
+def blank_thinking_block(block: Any) -> bool:
+    """An Anthropic content block (a dict or an object): blank its text in place if it is
+    thinking; True if there was thinking text."""
+    if _field(block, "type") != "thinking" or not _field(block, "thinking"):
+        return False
+    if isinstance(block, dict):
         block["thinking"] = ""
-        return True
-    return False
+    else:
+        block.thinking = ""
+    return True
 
 
 def withhold_json(api: str, body: dict) -> bool:
@@ -145,11 +158,11 @@ def withhold_json(api: str, body: dict) -> bool:
     if api == ANTHROPIC:
         for block in body.get("content") or ():
             if isinstance(block, dict):
-                changed |= _blank_anthropic_block(block)
+                changed |= blank_thinking_block(block)
     elif api == "openai_responses":
         for item in body.get("output") or ():
             if isinstance(item, dict):
-                changed |= _blank_responses_item(item)
+                changed |= blank_reasoning_item(item)
     else:
         for choice in body.get("choices") or ():
             for holder in (choice.get("message"), choice.get("delta"), choice):
@@ -171,7 +184,7 @@ def withhold_event(api: str, data: dict) -> dict | None:
         elif kind == "content_block_start":
             block = data.get("content_block")
             if isinstance(block, dict):
-                _blank_anthropic_block(block)
+                blank_thinking_block(block)
         return data
     if api == "openai_responses":
         kind = data.get("type") or ""
@@ -185,7 +198,7 @@ def withhold_event(api: str, data: dict) -> dict | None:
                 part["text"] = ""
         elif kind in ("response.output_item.added", "response.output_item.done"):
             if isinstance(data.get("item"), dict):
-                _blank_responses_item(data["item"])
+                blank_reasoning_item(data["item"])
         elif isinstance(data.get("response"), dict):
             withhold_json(api, data["response"])
         return data

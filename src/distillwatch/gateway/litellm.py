@@ -100,7 +100,13 @@ import orjson
 from distillwatch.exceptions import DistillwatchConfigError
 from distillwatch.gateway.app import Gateway, GatewayConfig, default_detector
 from distillwatch.gateway.decisions import REFUSING, load_policy
-from distillwatch.gateway.errors import SseWithholder, withhold_event, withhold_json
+from distillwatch.gateway.errors import (
+    SseWithholder,
+    blank_reasoning_item,
+    blank_thinking_block,
+    withhold_event,
+    withhold_json,
+)
 from distillwatch.gateway.identity import key_id_of_digest
 from distillwatch.gateway.sink import Seen
 
@@ -372,23 +378,6 @@ def _drop_reasoning(holder: Any) -> bool:
     return changed
 
 
-def _field(holder: Any, name: str) -> Any:
-    return holder.get(name) if isinstance(holder, dict) else getattr(holder, name, None)
-
-
-def _blank_reasoning_item(item: Any) -> bool:
-    """A Responses API output item (dict or object): blank its text if it is reasoning."""
-    if _field(item, "type") != "reasoning":
-        return False
-    for name in ("summary", "content"):
-        for part in _field(item, name) or ():
-            if isinstance(part, dict):
-                part["text"] = ""
-            elif getattr(part, "text", None):
-                part.text = ""
-    return True
-
-
 def withhold_answer(api: str, response: Any) -> bool:
     """Blank the reasoning / thinking text of one LiteLLM answer in place (a ``ModelResponse``
     or its streamed chunk, a ``ResponsesAPIResponse``, an Anthropic message as a dict or an
@@ -397,25 +386,14 @@ def withhold_answer(api: str, response: Any) -> bool:
         return withhold_json(api, response)
     changed = False
     for item in getattr(response, "output", None) or ():  # the Responses API
-        changed |= _blank_reasoning_item(item)
+        changed |= blank_reasoning_item(item)
     for choice in getattr(response, "choices", None) or ():
         for holder in (getattr(choice, "message", None), getattr(choice, "delta", None)):
             if holder is not None:
                 changed |= _drop_reasoning(holder)
     for block in getattr(response, "content", None) or ():  # an Anthropic message
-        changed |= _blank_thinking(block)
+        changed |= blank_thinking_block(block)
     return changed
-
-
-def _blank_thinking(block: Any) -> bool:
-    """An Anthropic content block (dict or object): blank its text if it is thinking."""
-    if _field(block, "type") != "thinking" or not _field(block, "thinking"):
-        return False
-    if isinstance(block, dict):
-        block["thinking"] = ""
-    else:
-        block.thinking = ""
-    return True
 
 
 def withhold_chunk(api: str, chunk: Any) -> bool:
@@ -432,14 +410,14 @@ def withhold_chunk(api: str, chunk: Any) -> bool:
         if kind.endswith(".delta"):
             return False
         chunk.text = ""
-    elif kind == "content_block_delta" and _field(_field(chunk, "delta"), "type") == \
-            "thinking_delta":
+    elif kind == "content_block_delta" and getattr(getattr(chunk, "delta", None), "type",
+                                                   None) == "thinking_delta":
         return False
     for name in ("item", "part", "content_block"):
         found = getattr(chunk, name, None)
         if found is not None:
-            _blank_reasoning_item(found)
-            _blank_thinking(found)
+            blank_reasoning_item(found)
+            blank_thinking_block(found)
     response = getattr(chunk, "response", None)
     if response is not None:
         withhold_answer(api, response)
