@@ -33,6 +33,12 @@ class LinkSettings:
             tokens sit side by side): a token shared by 100k accounts costs linear, not
             quadratic, work. Two accounts that are compared get their evidence counted over
             every token they share.
+        network_sketch: Of an account's shared tokens of one network kind (IPs, /24s,
+            hosting ASN + agent), pairs are formed and evidence counted over this many only:
+            the first in one random order that every account shares (a bottom-k sketch, so
+            two accounts behind one proxy pool keep the same IPs). Exact for accounts with
+            this many or fewer; for a proxy-hopping account with hundreds it keeps the pairing
+            work linear in accounts, and it can only lower evidence, never raise it.
         signup_bucket_hours: Width of the sign-up / first-activity buckets.
         burst_min_accounts: A bucket is a burst with at least this many accounts ...
         burst_ratio: ... and at least this multiple of the median bucket.
@@ -49,6 +55,7 @@ class LinkSettings:
     scaffold_min_share: float = 0.1
     max_block: int = 256
     pair_window: int = 64
+    network_sketch: int = 64
     signup_bucket_hours: float = 6.0
     burst_min_accounts: int = 8
     burst_ratio: float = 4.0
@@ -88,7 +95,7 @@ class Settings:
 
     Example:
         >>> Settings.from_path_or_dict({"link": {"edge_min_families": 2}}).link.max_block
-        2000
+        256
     """
 
     link: LinkSettings = field(default_factory=LinkSettings)

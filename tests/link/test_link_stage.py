@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -222,3 +223,83 @@ def test_chunk_bounds_cover_every_first_account_once(counts, per_chunk):
     assert all(size >= per_chunk for size in sizes[:-1])
     assert all(size - counts[chunk[-1] // 3] < per_chunk for size, chunk in zip(sizes, held,
                                                                             strict=True))
+
+
+def unit_hash(token: str) -> int:
+    """The order of ``Dialect.unit_hash``: the first 52 bits of the token's MD5."""
+    return int(hashlib.md5(token.encode()).hexdigest()[:13], 16)
+
+
+POOL = [f"198.{n}.100.7" for n in range(40)]
+
+
+def proxy_hoppers() -> list[dict]:
+    """Ten heads of a hydra rotating through a pool of 40 proxy IPs, each in its own /24 (each
+    head meets 24 of them), and a small ring on two IPs."""
+    return (ring("hop", 10, POOL, TEMPLATE, exchanges=24)
+            + ring("ring", 5, ["192.0.2.7", "192.0.2.8"], [b + 100 for b in TEMPLATE])
+            + bystanders())
+
+
+def test_a_proxy_hopper_pairs_on_a_sketch_of_its_ips_that_only_lowers_evidence(engine):
+    # With network_sketch 8, each head keeps the 8 IPs (and /24s) first in the unit-hash
+    # order, the same IPs for every head.
+    pool = POOL
+    load(engine, proxy_hoppers(), [])
+    exact = components_of(link_accounts(engine, LinkSettings(network_sketch=1000)))
+    exact_pairs = _pairs(engine)
+    sketched = components_of(link_accounts(engine, LinkSettings(network_sketch=8)))
+    kept = engine.fetch_arrow(
+        "SELECT t.account_id, s.kind, s.token, s.holders FROM __dw__link_shared_tokens s "
+        "JOIN __dw__link_ids t ON t.id = s.id WHERE s.kind IN ('ip', 'prefix')",
+        "kept").to_pylist()
+    def met(a: int) -> set[str]:
+        return {pool[(a + i) % 40] for i in range(24)}
+
+    for a in range(10):
+        # Of the IPs it shares with another head (an IP met once is never evidence).
+        shared = {ip for ip in met(a) if any(ip in met(b) for b in range(10) if b != a)}
+        for kind, token in (("ip", lambda ip: f"i{ip}"),
+                            ("prefix", lambda ip: f"p{ip.rsplit('.', 1)[0]}")):
+            mine = {r["token"] for r in kept if r["account_id"] == f"hop{a}"
+                    and r["kind"] == kind}
+            assert mine == set(sorted(map(token, shared), key=unit_hash)[:8])
+    assert {r["holders"] for r in kept if r["account_id"] == "ring0"} == {5}
+    # One cluster either way; the ring, below the sketch, has the very same evidence.
+    assert set(sketched.values()) and sketched.keys() == exact.keys()
+    assert len({sketched[f"hop{a}"] for a in range(10)}) == 1
+    pairs = _pairs(engine)
+    for key, row in pairs.items():
+        before = exact_pairs[key]
+        if key[0].startswith("ring"):
+            assert row == before
+        else:
+            assert row["s_network"] <= before["s_network"] + 1e-12
+            assert row["network_tokens"] <= before["network_tokens"]
+            assert row["s_scaffold"] == pytest.approx(before["s_scaffold"], rel=1e-12)
+    assert any(row["network_tokens"] < exact_pairs[key]["network_tokens"]
+               for key, row in pairs.items())
+
+
+@pytest.mark.slow
+def test_the_sketch_and_large_tokens_agree_on_spark(engine, spark_session, tmp_path):
+    # The sketch's order (MD5 on both engines) and the blocking of large tokens give Spark
+    # the very pairs and evidence DuckDB computes.
+    from distillwatch.engine import SparkEngine
+
+    settings = LinkSettings(network_sketch=8, max_block=4, pair_window=4)
+    load(engine, proxy_hoppers(), [])
+    on_duckdb = components_of(link_accounts(engine, settings))
+    expected = _pairs(engine)
+    spark = SparkEngine(None, spark=spark_session)
+    try:
+        load(spark, proxy_hoppers(), [])
+        assert components_of(link_accounts(spark, settings)) == on_duckdb
+        actual = _pairs(spark)
+    finally:
+        spark.close()
+    assert on_duckdb and actual.keys() == expected.keys()
+    for key, row in expected.items():
+        for field, value in row.items():
+            assert actual[key][field] == (pytest.approx(value, rel=1e-12)
+                                          if isinstance(value, float) else value), (key, field)

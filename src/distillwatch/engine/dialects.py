@@ -84,6 +84,11 @@ class Dialect:
         never store them or compare them across engines."""
         raise self._missing("hash64")
 
+    def unit_hash(self, expression: str) -> str:
+        """A number in [0, 1) from the MD5 of a text expression (its first 52 bits), the same
+        on every engine: for orders and samples that must agree across engines."""
+        raise self._missing("unit_hash")
+
     # -- shared SQL: written once so that every engine reads it the same way ----------------
     def ipv4_prefix(self, expression: str, suffix: str = "") -> str:
         """A dotted IPv4 address with its last octet replaced by ``suffix`` (``''``: the /24
@@ -114,6 +119,10 @@ class DuckDBDialect(Dialect):
     def hash64(self, expression: str) -> str:
         return f"hash({expression})"
 
+    def unit_hash(self, expression: str) -> str:
+        return (f"(CAST(CAST(('0x' || substr(md5({expression}), 1, 13)) AS BIGINT) AS DOUBLE)"
+                f" / {2.0 ** 52})")
+
     def explode(self, expression: str) -> str:
         return f"unnest({expression})"
 
@@ -142,6 +151,10 @@ class SparkDialect(Dialect):
 
     def hash64(self, expression: str) -> str:
         return f"xxhash64({expression})"
+
+    def unit_hash(self, expression: str) -> str:
+        return (f"(CAST(CAST(conv(substr(md5({expression}), 1, 13), 16, 10) AS BIGINT) AS DOUBLE)"
+                f" / {2.0 ** 52})")
 
     def explode(self, expression: str) -> str:
         return f"explode({expression})"
