@@ -55,7 +55,7 @@ class LinkSettings:
     scaffold_min_share: float = 0.1
     max_block: int = 256
     pair_window: int = 64
-    network_sketch: int = 64
+    network_sketch: int = 128
     signup_bucket_hours: float = 6.0
     burst_min_accounts: int = 8
     burst_ratio: float = 4.0

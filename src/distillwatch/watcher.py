@@ -38,6 +38,7 @@ from distillwatch.profile.features_sql import (
     account_window_sqls,
 )
 from distillwatch.profile.templates_sql import OUTPUT as TEMPLATES_OUTPUT
+from distillwatch.profile.templates_sql import PART_EXCHANGES as TEMPLATE_PART_EXCHANGES
 from distillwatch.profile.templates_sql import template_share_sqls
 from distillwatch.report.contract import AccountResult, CampaignResult
 from distillwatch.score.build import build_campaigns
@@ -159,16 +160,21 @@ class Watcher:
         say("linking accounts")
         components = self.link()
         say("scoring")
-        profile = self._profile_with_templates()
+        profile = self._profile_with_templates(int(total["n"]))
         result = self._score(profile, components, say)
         result.window = (total["first"], total["last"])
         result.total_exchanges = int(total["n"])
         return result
 
     # -- scoring -------------------------------------------------------------------------
-    def _profile_with_templates(self) -> dict[str, np.ndarray]:
+    def _profile_with_templates(self, exchanges: int) -> dict[str, np.ndarray]:
+        parts = (max(1, -(-exchanges // TEMPLATE_PART_EXCHANGES))
+                 if self.engine.appends_in_place else 1)
+        runs, by_part = template_share_sqls(self.engine.dialect, parts)
+        for steps in runs:
+            self.engine.run(_steps(steps))
+        self.engine.run_parts(by_part)
         pipeline = SqlPipeline()
-        pipeline.extend(template_share_sqls(self.engine.dialect))
         pipeline.enqueue(f"""
 SELECT p.*, coalesce(t.template_share, 0.0) AS template_share
 FROM {IDENTITY_OUTPUT} p LEFT JOIN {TEMPLATES_OUTPUT} t ON t.account_id = p.account_id
@@ -431,3 +437,9 @@ WHERE pa.part = pb.part
         pipeline = SqlPipeline()
         pipeline.enqueue(sql, name)
         self.engine.run(pipeline, materialise=False)
+
+
+def _steps(steps: list) -> SqlPipeline:
+    pipeline = SqlPipeline()
+    pipeline.extend(steps)
+    return pipeline

@@ -139,7 +139,11 @@ def test_pairs_record_the_evidence_per_family(engine, family_strength):
 
 
 def _pairs(engine) -> dict[tuple[str, str], dict]:
-    rows = engine.fetch_arrow("SELECT * FROM __dw__link_pairs", "pairs").to_pylist()
+    """The pairs' rows by the two account ids (pairs are keyed by account numbers)."""
+    rows = engine.fetch_arrow(
+        "SELECT i.account_id AS a, j.account_id AS b, p.* FROM __dw__link_pairs p "
+        "JOIN __dw__link_ids i ON i.id = p.ia JOIN __dw__link_ids j ON j.id = p.ib",
+        "pairs").to_pylist()
     return {(r["a"], r["b"]): r for r in rows}
 
 
@@ -179,12 +183,14 @@ def test_small_tokens_give_the_same_pairs_and_evidence_as_before(engine):
 
 def test_compared_pairs_read_in_chunks_give_the_same_evidence_and_clusters(engine,
                                                                             monkeypatch):
+    # (Read in ranges, the pairs' evidence is built range by range too: `_pairs` compares
+    # every field of every pair.)
     # A hydra over max_block (large tokens' evidence) in lockstep (20 exchanges 7 minutes
     # apart: 14 ten-minute buckets), its pairs read 5 at a time instead of all at once.
     pool = [f"198.51.100.{n}" for n in range(1, 6)]
     load(engine, ring("hydra", 16, pool, TEMPLATE, exchanges=20) + bystanders(), [])
     settings = LinkSettings(max_block=8, pair_window=4)
-    whole = components_of(link_accounts(engine, settings))
+    whole = components_of(link_accounts(engine, settings, keep_intermediate=True))
     pairs = _pairs(engine)
     counts = {name: engine.frame(name).count()
               for name in ("__dw__link_large_shared", "__dw__link_co_active")}
@@ -193,7 +199,7 @@ def test_compared_pairs_read_in_chunks_give_the_same_evidence_and_clusters(engin
     monkeypatch.setattr(compared, "CHUNK_PAIRS", 5)
     monkeypatch.setattr(compared, "chunk_bounds",
                         lambda *args: bounds.extend(chunk_bounds(*args)) or bounds)
-    assert components_of(link_accounts(engine, settings)) == whole
+    assert components_of(link_accounts(engine, settings, keep_intermediate=True)) == whole
     assert len(bounds) > 3
     assert {name: engine.frame(name).count() for name in counts} == counts
     chunked = _pairs(engine)
@@ -248,7 +254,8 @@ def test_a_proxy_hopper_pairs_on_a_sketch_of_its_ips_that_only_lowers_evidence(e
     load(engine, proxy_hoppers(), [])
     exact = components_of(link_accounts(engine, LinkSettings(network_sketch=1000)))
     exact_pairs = _pairs(engine)
-    sketched = components_of(link_accounts(engine, LinkSettings(network_sketch=8)))
+    sketched = components_of(link_accounts(engine, LinkSettings(network_sketch=8),
+                                            keep_intermediate=True))
     kept = engine.fetch_arrow(
         "SELECT t.account_id, s.kind, s.token, s.holders FROM __dw__link_shared_tokens s "
         "JOIN __dw__link_ids t ON t.id = s.id WHERE s.kind IN ('ip', 'prefix')",
@@ -303,3 +310,15 @@ def test_the_sketch_and_large_tokens_agree_on_spark(engine, spark_session, tmp_p
         for field, value in row.items():
             assert actual[key][field] == (pytest.approx(value, rel=1e-12)
                                           if isinstance(value, float) else value), (key, field)
+
+
+def test_the_stage_drops_its_intermediate_tables_and_labels_components_as_the_sql(engine):
+    from distillwatch.link.components import connected_components
+
+    load(engine, proxy_hoppers(), [])
+    found = components_of(link_accounts(engine, LinkSettings(max_block=4, pair_window=4)))
+    held = {name for name in engine._frames if name.startswith("__dw__link_")}
+    assert held == {"__dw__link_tokens", "__dw__link_ids", "__dw__link_pairs",
+                    "__dw__link_edges", "__dw__link_components"}
+    # The driver's components equal the relational algorithm's on the same edges.
+    assert found and components_of(connected_components(engine, "__dw__link_edges")) == found

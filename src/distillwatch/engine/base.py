@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from distillwatch.engine.dialects import Dialect
 from distillwatch.engine.frame import EngineFrame
-from distillwatch.engine.pipeline import SqlPipeline
+from distillwatch.engine.pipeline import SqlPipeline, SqlStep
 from distillwatch.exceptions import DistillwatchEngineError
 
 logger = logging.getLogger(__name__)
@@ -185,6 +185,24 @@ class Engine(ABC):
             return frame
         return self._create(pipeline, materialise)
 
+    def run_parts(self, parts: list[list[SqlStep]]) -> EngineFrame:
+        """Run one pipeline per part, all with the same output and columns, into one table:
+        the first part creates it, each later one is inserted into it (an aggregation split
+        into parts of its rows that do not depend on each other, so that each fits in memory).
+        """
+        frame = None
+        output = parts[0][-1].output
+        for steps in parts:
+            if frame is None:
+                frame = self.run(_pipeline(steps))
+                continue
+            scratch = f"{output}_part"
+            part = self.run(_pipeline([*steps[:-1], SqlStep(steps[-1].sql, scratch)]))
+            self.execute(f"INSERT INTO {output} SELECT * FROM {scratch}", f"{output}: part")
+            self.drop(part)
+        assert frame is not None, "run_parts needs one part at least"
+        return frame
+
     def _create(self, pipeline: SqlPipeline, materialise: bool) -> EngineFrame:
         output = pipeline.output
         local = [step.output for step in pipeline.steps]
@@ -220,6 +238,14 @@ class Engine(ABC):
         """Drop every intermediate table this engine made."""
         for frame in list(self._frames.values()):
             self.drop(frame)
+
+    def drop_held(self, prefix: str, keep: Iterable[str] = ()) -> None:
+        """Drop every held table whose templated name starts with ``prefix`` but those in
+        ``keep`` (a stage's intermediate tables, once it no longer reads them: on DuckDB they
+        are temporary tables, spilled to disk beyond the memory limit)."""
+        kept = set(keep)
+        for name in [n for n in self._frames if n.startswith(prefix) and n not in kept]:
+            self.drop(self._frames[name])
 
     def table_names(self) -> set[str]:
         """Names of every table and view in the database."""
@@ -259,3 +285,9 @@ class Engine(ABC):
     @staticmethod
     def _new_physical_name(templated: str) -> str:
         return f"{templated}_{uuid.uuid4().hex[:10]}"
+
+
+def _pipeline(steps: list[SqlStep]) -> SqlPipeline:
+    pipeline = SqlPipeline()
+    pipeline.extend(steps)
+    return pipeline

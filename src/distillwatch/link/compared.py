@@ -57,9 +57,9 @@ def chunk_bounds(first: np.ndarray, counts: np.ndarray, per_chunk: int) -> list[
     return bounds
 
 
-def pair_evidence(engine: Engine, chunk_pairs: int | None = None) -> None:
+def pair_evidence(engine: Engine, chunk_pairs: int | None = None) -> list[tuple[int, int]]:
     """Register ``__dw__link_large_shared`` and ``__dw__link_co_active`` for the compared
-    pairs.
+    pairs; returns the ranges of first-account numbers they were read in (``chunk_bounds``).
 
     Reads ``__dw__link_ids``, ``__dw__link_candidate_pairs``, ``__dw__link_big_tokens`` (kinds
     whose strength is a sum of idf; bursts stay in SQL) and ``__dw__link_buckets``.
@@ -95,6 +95,7 @@ def pair_evidence(engine: Engine, chunk_pairs: int | None = None) -> None:
                         number, len(bounds), done, total, time.monotonic() - began)
     logger.info("link: %s has %d rows, %s has %d rows", LARGE_SHARED, shared.rows,
                 CO_ACTIVE, together.rows)
+    return bounds
 
 
 def _numbers(column: pa.ChunkedArray) -> np.ndarray:

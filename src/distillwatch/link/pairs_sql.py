@@ -66,21 +66,30 @@ class PairSteps:
             ``__dw__link_big_tokens`` (the tokens shared by more than ``max_block``, with the
             holder's ``id``).
         buckets: Builds ``__dw__link_buckets`` (distinct ``id``, ``bucket``, of the accounts
-            active in ``sync_min_buckets`` or more).
-        evidence: Reads those and ``__dw__link_large_shared`` (the large tokens' evidence of
-            the compared pairs but bursts, registered by the driver's pass); builds
-            ``__dw__link_pivot`` (one row per compared pair, its strength per family of token
-            evidence).
-        timing: Reads those and ``__dw__link_co_active`` (``ia``, ``ib``, ``co``: the
-            overlap, registered by the driver's pass; no row: none); builds
-            ``__dw__link_pairs`` (``a``, ``b``: the account ids, ``ia``, ``ib`` and the
-            evidence).
+            active in ``sync_min_buckets`` or more) and ``__dw__link_bucket_counts`` (``id``,
+            ``buckets``).
+        evidence_steps: The steps of :meth:`evidence`, with ``{in_range}`` for the range.
     """
 
     compared: list[list[SqlStep]]
-    buckets: list[SqlStep]
-    evidence: list[SqlStep]
-    timing: list[SqlStep]
+    buckets: list[list[SqlStep]]
+    evidence_steps: list[SqlStep]
+
+    def evidence(self, first: int, stop: int) -> list[SqlStep]:
+        """Steps that build the rows of ``__dw__link_pairs`` (``ia``, ``ib``: the accounts'
+        numbers in ``__dw__link_ids``, and the evidence) of the compared pairs with
+        ``first <= ia < stop``.
+
+        They read the tables above, ``__dw__link_large_shared`` (the large tokens' evidence
+        of the compared pairs but bursts) and ``__dw__link_co_active`` (``ia``, ``ib``,
+        ``co``: the lockstep overlap; no row: none), both registered by the driver's pass. A
+        pair's row depends on its own rows only, so the pairs can be built range by range
+        (``link.compared.chunk_bounds``): one aggregation over the 133M compared pairs of
+        31.6M exchanges of `stress` spilled more than 50 GB.
+        """
+        condition = f"(ia >= {int(first)} AND ia < {int(stop)})"
+        return [SqlStep(step.sql.replace("{in_range}", condition), step.output)
+                for step in self.evidence_steps]
 
 
 def pair_sqls(dialect: Dialect, settings: LinkSettings,
@@ -201,16 +210,19 @@ SELECT c.ia, c.ib, x.kind, x.family, x.idf, least(x.strength, y.strength) AS bur
 FROM {COMPARED} c
 JOIN {LARGE_TOKENS} x ON x.id = c.ia AND x.kind IN ({bursts})
 JOIN {LARGE_TOKENS} y ON y.id = c.ib AND y.kind = x.kind AND y.token = x.token
+WHERE {{in_range}}
 """
     shared = f"""
 SELECT ia, ib, kind, family, sum(idf_sum) AS idf_sum, max(burst) AS burst,
        CAST(sum(tokens) AS BIGINT) AS tokens
 FROM (SELECT ia, ib, kind, family, idf_sum, burst, tokens FROM __dw__link_small_rows
+      WHERE {{in_range}}
       UNION ALL
       SELECT ia, ib, kind, family, idf AS idf_sum, burst, 1 AS tokens
       FROM __dw__link_big_bursts
       UNION ALL
-      SELECT ia, ib, kind, family, idf_sum, burst, tokens FROM {LARGE_SHARED})
+      SELECT ia, ib, kind, family, idf_sum, burst, tokens FROM {LARGE_SHARED}
+      WHERE {{in_range}})
 GROUP BY ia, ib, kind, family
 """
     off = ", ".join(f"'{f}'" for f in disabled_families) or "''"
@@ -261,16 +273,16 @@ SELECT p.*,
     END AS s_timing,
     coalesce(CAST(c.co AS DOUBLE) / (ca.buckets + cb.buckets - c.co), 0.0) AS sync_jaccard
 FROM __dw__link_pivot p
-LEFT JOIN __dw__link_co_active c ON c.ia = p.ia AND c.ib = p.ib
+LEFT JOIN (SELECT * FROM __dw__link_co_active WHERE {{in_range}}) c
+    ON c.ia = p.ia AND c.ib = p.ib
 LEFT JOIN __dw__link_bucket_counts ca ON ca.id = p.ia
 LEFT JOIN __dw__link_bucket_counts cb ON cb.id = p.ib
 """
+    # Keyed by numbers only: the ids of 133M compared pairs (31.6M exchanges of `stress`)
+    # were ~2 x 133M strings, and a report needs the ids of few of them.
     final = f"""
-SELECT i.account_id AS a, j.account_id AS b, t.*,
-       {count_families} AS families, 1.0 - {combined} AS strength
+SELECT t.*, {count_families} AS families, 1.0 - {combined} AS strength
 FROM __dw__link_timed t
-JOIN {IDS} i ON i.id = t.ia
-JOIN {IDS} j ON j.id = t.ib
 """
     return PairSteps(
         compared=[
@@ -285,16 +297,14 @@ JOIN {IDS} j ON j.id = t.ib
              SqlStep(candidates, COMPARED)],
             [SqlStep(big_tokens, LARGE_TOKENS)],
         ],
-        buckets=[SqlStep(active, "__dw__link_active"), SqlStep(buckets, BUCKETS)],
-        evidence=[
+        buckets=[[SqlStep(active, "__dw__link_active"), SqlStep(buckets, BUCKETS)],
+                 [SqlStep(bucket_counts, "__dw__link_bucket_counts")]],
+        evidence_steps=[
             SqlStep(big_bursts, "__dw__link_big_bursts"),
             SqlStep(shared, "__dw__link_shared"),
             SqlStep(kinds, "__dw__link_kinds"),
             SqlStep(by_family, "__dw__link_family_rows"),
             SqlStep(pivot, PIVOT),
-        ],
-        timing=[
-            SqlStep(bucket_counts, "__dw__link_bucket_counts"),
             SqlStep(timing, "__dw__link_timed"),
             SqlStep(final, PAIRS),
         ])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 from scipy import sparse
+from scipy.sparse import csgraph
 
 from distillwatch.link.bitsets import bit_rows, overlap
 
@@ -87,3 +88,26 @@ def _sparse_common(a: np.ndarray, b: np.ndarray, n: int, chunk_edges: int
         rows = adjacency[a[start:stop]].multiply(adjacency[b[start:stop]])
         common[start:stop] = np.asarray(rows.sum(axis=1)).ravel()
     return degree, common
+
+
+def edge_components(edges: pa.Table, accounts: int) -> tuple[np.ndarray, np.ndarray]:
+    """The connected components of the kept edges (``ia``, ``ib``: account numbers).
+
+    Returns:
+        (nodes, labels): every account number with an edge, ascending, and the smallest
+        account number of its component (as ``link.components`` labels a component by its
+        smallest id: numbers follow the ids' order).
+    """
+    if edges.num_rows == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    ia, ib = (edges[end].to_numpy().astype(np.int64) for end in ("ia", "ib"))
+    graph = sparse.coo_matrix((np.ones(len(ia), dtype=np.int8), (ia, ib)),
+                              shape=(accounts, accounts)).tocsr()
+    _, component = csgraph.connected_components(graph, directed=False)
+    present = np.zeros(accounts, dtype=bool)
+    present[ia] = True
+    present[ib] = True
+    nodes = np.flatnonzero(present)
+    smallest = np.full(component.max() + 1, accounts, dtype=np.int64)
+    np.minimum.at(smallest, component[nodes], nodes)
+    return nodes, smallest[component[nodes]]

@@ -100,7 +100,7 @@ def build_campaigns(engine: Engine, ids: np.ndarray, campaign_of: np.ndarray,
     steps = q.templates_sql(dialect)
     tokens = _run(engine, steps[:1])
     heads = _run(engine, steps[1:])
-    sync = {r["campaign_id"]: r for r in _flat(engine, [_sync_step()])}
+    sync = {r["campaign_id"]: r for r in _flat(engine, [_member_ids_step(), _sync_step()])}
 
     results, details = [], {}
     for campaign_id, (confidence, intent, concealment, signature) in info.items():
@@ -184,15 +184,22 @@ def _flat(engine: Engine, steps) -> list[dict]:
 
 
 def _sync_step() -> SqlStep:
-    return SqlStep(f"""
+    return SqlStep("""
 SELECT ma.campaign_id, count(*) AS pairs,
        avg(p.sync_jaccard) AS mean_sync,
        sum(CASE WHEN p.s_timing > 0 THEN 1 ELSE 0 END) AS lockstep_pairs
 FROM __dw__link_pairs p
-JOIN {q.MEMBERS} ma ON ma.account_id = p.a
-JOIN {q.MEMBERS} mb ON mb.account_id = p.b AND mb.campaign_id = ma.campaign_id
+JOIN __dw__scan_member_ids ma ON ma.id = p.ia
+JOIN __dw__scan_member_ids mb ON mb.id = p.ib AND mb.campaign_id = ma.campaign_id
 GROUP BY ma.campaign_id
 """, "__dw__scan_sync")
+
+
+def _member_ids_step() -> SqlStep:
+    """Campaign members by account number (``__dw__link_ids``), as pairs are keyed."""
+    return SqlStep(f"""
+SELECT m.campaign_id, i.id FROM {q.MEMBERS} m JOIN __dw__link_ids i ON i.account_id = m.account_id
+""", "__dw__scan_member_ids")
 
 
 def _evidence(n_accounts, total, means, strengths, templates, prefixes, payments, channels,
