@@ -171,9 +171,10 @@ class Watcher:
         parts = (max(1, -(-exchanges // TEMPLATE_PART_EXCHANGES))
                  if self.engine.appends_in_place else 1)
         runs, by_part = template_share_sqls(self.engine.dialect, parts)
-        for steps in runs:
-            self.engine.run(_steps(steps))
+        inputs = [self.engine.run(SqlPipeline.of(steps)) for steps in runs]
         self.engine.run_parts(by_part)
+        for frame in inputs:  # distinct keys per source: hundreds of millions of rows
+            self.engine.drop(frame)
         pipeline = SqlPipeline()
         pipeline.enqueue(f"""
 SELECT p.*, coalesce(t.template_share, 0.0) AS template_share
@@ -437,9 +438,3 @@ WHERE pa.part = pb.part
         pipeline = SqlPipeline()
         pipeline.enqueue(sql, name)
         self.engine.run(pipeline, materialise=False)
-
-
-def _steps(steps: list) -> SqlPipeline:
-    pipeline = SqlPipeline()
-    pipeline.extend(steps)
-    return pipeline

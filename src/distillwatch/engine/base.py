@@ -194,10 +194,10 @@ class Engine(ABC):
         output = parts[0][-1].output
         for steps in parts:
             if frame is None:
-                frame = self.run(_pipeline(steps))
+                frame = self.run(SqlPipeline.of(steps))
                 continue
             scratch = f"{output}_part"
-            part = self.run(_pipeline([*steps[:-1], SqlStep(steps[-1].sql, scratch)]))
+            part = self.run(SqlPipeline.of([*steps[:-1], SqlStep(steps[-1].sql, scratch)]))
             self.execute(f"INSERT INTO {output} SELECT * FROM {scratch}", f"{output}: part")
             self.drop(part)
         assert frame is not None, "run_parts needs one part at least"
@@ -285,9 +285,3 @@ class Engine(ABC):
     @staticmethod
     def _new_physical_name(templated: str) -> str:
         return f"{templated}_{uuid.uuid4().hex[:10]}"
-
-
-def _pipeline(steps: list[SqlStep]) -> SqlPipeline:
-    pipeline = SqlPipeline()
-    pipeline.extend(steps)
-    return pipeline

@@ -43,6 +43,13 @@ class SqlPipeline:
         for step in steps:
             self.enqueue(step.sql, step.output)
 
+    @classmethod
+    def of(cls, steps: list[SqlStep]) -> SqlPipeline:
+        """A pipeline of ``steps``."""
+        pipeline = cls()
+        pipeline.extend(steps)
+        return pipeline
+
     @property
     def steps(self) -> tuple[SqlStep, ...]:
         return tuple(self._steps)

@@ -64,9 +64,7 @@ def link_accounts(engine: Engine, settings: LinkSettings,
     # The large tokens' evidence and the lockstep overlap of the compared pairs, on the
     # driver in chunks of pairs (link/compared.py), then the pairs' evidence in SQL over the
     # same ranges of pairs where the engine appends in place (one aggregation elsewhere).
-    bounds = pair_evidence(engine)
-    _pairs_by_range(engine, pairs, bounds if engine.appends_in_place
-                    else [(bounds[0][0], bounds[-1][1])] if bounds else [])
+    _pairs_by_range(engine, pairs, pair_evidence(engine))
     tidy(TOKENS, IDS, PAIRS)
     frame = _run(engine, [candidate_edge_sql(settings)])
     accounts = engine.frame(IDS).count()
@@ -96,22 +94,22 @@ def _components(engine: Engine, edges: pa.Table, accounts: int) -> EngineFrame:
 
 def _pairs_by_range(engine: Engine, pairs: PairSteps, bounds: list[tuple[int, int]]
                     ) -> EngineFrame:
-    """``__dw__link_pairs``, built range by range of the pairs' first account."""
+    """``__dw__link_pairs``, built range by range of the pairs' first account where the
+    engine appends in place, in one statement elsewhere."""
     began = time.monotonic()
-    ranges = bounds or [(0, 0)]
+    if not bounds:
+        ranges = [(0, 0)]
+    elif engine.appends_in_place:
+        ranges = bounds
+    else:
+        ranges = [(bounds[0][0], bounds[-1][1])]
     frame = engine.run_parts([pairs.evidence(first, stop) for first, stop in ranges])
     logger.info("link: %s has %d rows (%d ranges, %.0f s)", PAIRS, frame.count(),
                 len(ranges), time.monotonic() - began)
     return frame
 
 
-def _pipeline(steps: list) -> SqlPipeline:
-    pipeline = SqlPipeline()
-    pipeline.extend(steps)
-    return pipeline
-
-
 def _run(engine: Engine, steps: list) -> EngineFrame:
-    frame = engine.run(_pipeline(steps))
+    frame = engine.run(SqlPipeline.of(steps))
     logger.info("link: %s has %d rows", frame.templated_name, frame.count())
     return frame
