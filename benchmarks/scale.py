@@ -99,9 +99,16 @@ def parts_of(world: Path, parts: int | None) -> Path:
     return subset
 
 
-def raw_limits(folder: Path) -> dict:
+def sample_parts(folder: Path, numbers: list[int] | None = None) -> list[Path]:
+    """The Parquet parts the one-core figures read: ``numbers`` (by position), else the first
+    ``SAMPLE_PARTS``."""
+    parts = sorted(folder.glob("part-*.parquet"))
+    return [parts[n] for n in numbers] if numbers else parts[:SAMPLE_PARTS]
+
+
+def raw_limits(folder: Path, numbers: list[int] | None = None) -> dict:
     """Reading alone, and reading + hashing every exchange's message bytes, on one core."""
-    sample = sorted(folder.glob("part-*.parquet"))[:SAMPLE_PARTS]
+    sample = sample_parts(folder, numbers)
     rows, started = 0, time.process_time()
     for part in sample:
         rows += pq.read_table(part, columns=["request"]).num_rows
@@ -118,11 +125,11 @@ def raw_limits(folder: Path) -> dict:
     return {"read_per_s": read, "read_and_hash_per_s": hashed}
 
 
-def fingerprint_rate(folder: Path) -> float:
+def fingerprint_rate(folder: Path, numbers: list[int] | None = None) -> float:
     """``features_from_arrow`` alone on one core: exchanges per CPU second."""
     from distillwatch.fingerprint.features import features_from_arrow
 
-    sample = sorted(folder.glob("part-*.parquet"))[:SAMPLE_PARTS]
+    sample = sample_parts(folder, numbers)
     rows, seconds = 0, 0.0
     for part in sample:
         for batch in pq.ParquetFile(part).iter_batches(batch_size=20_000):

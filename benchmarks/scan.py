@@ -95,6 +95,10 @@ def main() -> None:
                         help="stress: the engine to measure")
     parser.add_argument("--ingest-only", action="store_true",
                         help="stress: measure ingest alone (no scan)")
+    parser.add_argument("--fingerprint-only", type=int, nargs="*", default=None,
+                        metavar="PART",
+                        help="stress: only the one-core raw limits and fingerprinting, on "
+                             "these parts (by position; none given: the first three)")
     parser.add_argument("--max-block", type=int, default=None,
                         help="stress: link.max_block (accounts paired per block of a token)")
     args = parser.parse_args()
@@ -104,6 +108,16 @@ def main() -> None:
         from benchmarks.scale import print_figures, run
 
         world, _ = world_for(args.seeds[0], args.worlds, "stress", corpus)
+        if args.fingerprint_only is not None:
+            from benchmarks.scale import fingerprint_rate, raw_limits
+
+            folder = world / "exchanges"
+            limits = raw_limits(folder, args.fingerprint_only)
+            rate = fingerprint_rate(folder, args.fingerprint_only)
+            print(f"one core, CPU time: read {limits['read_per_s']:,.0f}/s, read + hash "
+                  f"{limits['read_and_hash_per_s']:,.0f}/s, fingerprint {rate:,.0f}/s "
+                  f"({rate / limits['read_and_hash_per_s']:.2f} of read + hash)")
+            return
         settings = {"link": {"max_block": args.max_block}} if args.max_block else None
         print_figures(run(world, args.parts, args.memory_limit, args.workers, args.threads,
                           args.engine, settings, args.ingest_only))

@@ -185,10 +185,16 @@ def as_signed(values: np.ndarray) -> np.ndarray:
     return values.view(np.int64)
 
 
+def whole(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as one array: its only chunk as it is (``combine_chunks`` copies even one)."""
+    if not isinstance(column, pa.ChunkedArray):
+        return column
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 def texts(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     """A string column as one array with nulls as empty strings."""
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+    array = whole(array)
     if pa.types.is_large_string(array.type):
         array = array.cast(pa.string())
     return pc.fill_null(array, "") if array.null_count else array

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from distillwatch.fingerprint.arrays import texts
+from distillwatch.fingerprint.arrays import Distinct, texts
 
 CAPABILITIES = ("coding", "agentic_tool_use", "reasoning_cot", "writing", "grading", "other")
 
@@ -33,20 +33,30 @@ _WRITING = (
 )
 
 
-def capabilities(prompts: pa.Array, has_tools: np.ndarray, grading: np.ndarray) -> pa.Array:
-    """The capability each prompt targets (one of ``CAPABILITIES``)."""
-    values = texts(prompts)
-
-    def found(pattern: str) -> np.ndarray:
-        return pc.match_substring_regex(values, pattern, ignore_case=True).to_numpy(
-            zero_copy_only=False)
-
-    choice = np.select(
-        [has_tools, grading, found(_CODE), found(_REASONING), found(_WRITING)],
-        ["agentic_tool_use", "grading", "coding", "reasoning_cot", "writing"], "other")
+def capabilities(prompts: Distinct, has_tools: np.ndarray, grading: np.ndarray) -> pa.Array:
+    """The capability each prompt targets (one of ``CAPABILITIES``); each distinct prompt is
+    read once."""
+    values = texts(prompts.values)
+    choice = np.where(has_tools, "agentic_tool_use", np.where(grading, "grading", "other")
+                      ).astype(object)
+    # A text rule is read only for the prompts of the rows that no earlier rule decided.
+    open_rows = (choice == "other") & (prompts.index >= 0)
+    for pattern, name in ((_CODE, "coding"), (_REASONING, "reasoning_cot"),
+                          (_WRITING, "writing")):
+        needed = np.zeros(len(values), dtype=bool)
+        needed[prompts.index[open_rows]] = True
+        if not needed.any():
+            break
+        found = np.zeros(len(values), dtype=bool)
+        found[needed] = pc.match_substring_regex(values.filter(pa.array(needed)), pattern,
+                                                 ignore_case=True).to_numpy(zero_copy_only=False)
+        hit = open_rows & found[prompts.index]
+        choice[hit] = name
+        open_rows &= ~hit
     return pa.array(choice, pa.string())
 
 
 def capability(prompt: str, *, has_tools: bool, grading: bool) -> str:
     """The capability ``prompt`` targets (``capabilities`` on a batch of one)."""
-    return capabilities(pa.array([prompt]), np.array([has_tools]), np.array([grading]))[0].as_py()
+    return capabilities(Distinct.of(pa.array([prompt])), np.array([has_tools]),
+                        np.array([grading]))[0].as_py()

@@ -80,29 +80,34 @@ def _edges(values: pa.Array) -> pa.Array:
 
 
 def _scan(values: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(cot, grading, trace pattern, mentions "tool") of every text."""
+    """(cot, grading, trace pattern, trace pattern and mentions "tool") of every text."""
     low = _edges(texts(values))
 
     def found(pattern: str) -> np.ndarray:
         return pc.match_substring_regex(low, pattern).to_numpy(zero_copy_only=False)
 
-    return (found(COT), found(GRADING), found(TOOL_TRACE),
-            pc.match_substring(low, "tool").to_numpy(zero_copy_only=False))
+    trace = found(TOOL_TRACE)
+    tool_word = np.zeros(len(low), dtype=bool)
+    if trace.any():
+        tool_word[trace] = pc.match_substring(low.filter(pa.array(trace)), "tool").to_numpy(
+            zero_copy_only=False)
+    return found(COT), found(GRADING), trace, tool_word
 
 
-def elicitation_flags(prompts: pa.Array, systems: Distinct, has_tools: np.ndarray,
+def elicitation_flags(prompts: Distinct, systems: Distinct, has_tools: np.ndarray,
                       reasoning_requested: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(cot, grading, tool_trace) of every request, as boolean arrays.
 
     Args:
         prompts: The last user message of each request (the part a script varies).
-        systems: Each request's system prompt, where frames often live; each distinct one is
-            read once.
+        systems: Each request's system prompt, where frames often live.
+        Each distinct prompt and system prompt is read once.
         has_tools: Whether each request carries tool definitions.
         reasoning_requested: Whether each request enables a reasoning budget / thinking.
     """
-    cot, grading, trace, tool_word = _scan(prompts)
+    cot, grading, trace, tool_word = (prompts.per_row(flags, False)
+                                      for flags in _scan(prompts.values))
     s_cot, s_grading, s_trace, s_tool_word = (systems.per_row(flags, False)
                                               for flags in _scan(systems.values))
     trace = (trace & (has_tools | tool_word)) | (s_trace & (has_tools | s_tool_word))
@@ -113,6 +118,6 @@ def detect(prompt: str, system: str | None = None, *, has_tools: bool = False,
            reasoning_requested: bool = False) -> Elicitation:
     """Elicitation cues of one request (``elicitation_flags`` on a batch of one)."""
     cot, grading, trace = elicitation_flags(
-        pa.array([prompt]), Distinct.of(pa.array([system or None], pa.string())),
+        Distinct.of(pa.array([prompt])), Distinct.of(pa.array([system or None], pa.string())),
         np.array([has_tools]), np.array([reasoning_requested]))
     return Elicitation(cot=bool(cot[0]), grading=bool(grading[0]), tool_trace=bool(trace[0]))

@@ -49,6 +49,28 @@ _PUNCTUATION = ".,;:!?¿¡()[]{}<>\"'«»“”‘’…-–—/*#_`~|"
 SAMPLE_CHARS = 400
 
 
+def _letters(sample: pa.Array, words: pa.Array, rows: np.ndarray, ascii_only: np.ndarray
+             ) -> np.ndarray:
+    """Per text, the characters of its words that hold a letter; exact where a script is
+    weighed (non-ASCII texts) or the count decides "und" (below 3), else at least 3.
+
+    Three letters in a row lie in one word, so a text holding them has 3 letters or more:
+    only the other texts' words are checked one by one.
+    """
+    count = np.full(len(sample), 3.0)
+    exact = np.flatnonzero(~ascii_only | ~pc.match_substring_regex(sample, r"\pL{3}").to_numpy(
+        zero_copy_only=False))
+    if len(exact):
+        chosen = np.zeros(len(sample), dtype=bool)
+        chosen[exact] = True
+        picked = chosen[rows]
+        words = words.filter(pa.array(picked))
+        alpha = pc.match_substring_regex(words, r"\pL").to_numpy(zero_copy_only=False)
+        sizes = np.where(alpha, pc.utf8_length(words).to_numpy(zero_copy_only=False), 0)
+        count[exact] = np.bincount(rows[picked], weights=sizes, minlength=len(sample))[exact]
+    return count
+
+
 def languages(values: pa.Array) -> pa.Array:
     """An ISO 639-1 code per text, or ``"und"`` when there is too little text to tell."""
     sample = pc.utf8_slice_codeunits(texts(values), 0, SAMPLE_CHARS)
@@ -56,9 +78,8 @@ def languages(values: pa.Array) -> pa.Array:
     offsets = list_offsets(words)
     flat = pc.utf8_trim(flat_values(words), characters=_PUNCTUATION)
     rows = np.repeat(np.arange(len(values)), np.diff(offsets))
-    alpha = pc.match_substring_regex(flat, r"\pL").to_numpy(zero_copy_only=False)
-    letters = np.bincount(rows, weights=np.where(
-        alpha, pc.utf8_length(flat).to_numpy(zero_copy_only=False), 0), minlength=len(values))
+    ascii_only = pc.string_is_ascii(sample).to_numpy(zero_copy_only=False)
+    letters = _letters(sample, flat, rows, ascii_only)
     found = pc.index_in(flat, _VOCABULARY).to_numpy(zero_copy_only=False)
     known = ~np.isnan(found) if found.dtype.kind == "f" else found >= 0
     index = np.where(known, np.nan_to_num(found), 0).astype(np.int64)[known]
@@ -72,7 +93,7 @@ def languages(values: pa.Array) -> pa.Array:
     best = np.argmax(scores, axis=0)
     codes = np.array(_CODES, dtype=object)
     result = np.where(scores[best, np.arange(len(values))] > 0, codes[best], "en").astype(object)
-    undecided = np.flatnonzero(~pc.string_is_ascii(sample).to_numpy(zero_copy_only=False))
+    undecided = np.flatnonzero(~ascii_only)
     if len(undecided):
         chosen = pc.take(sample, pa.array(undecided))
         threshold = np.maximum(2, letters[undecided] // 10)

@@ -22,10 +22,10 @@ import pyarrow.compute as pc
 
 from distillwatch.fingerprint.arrays import flat_values, list_offsets, texts
 
-# (pattern, placeholder, trigger): RE2 syntax, applied in order, each only to the texts that
-# contain its trigger (a cheap search first: most prompts have no code, URL or quote). Runs of
-# spaces and tabs become one space (a single space is left alone: replacing it with itself
-# would cost a substitution per word).
+# (pattern, placeholder, trigger): RE2 syntax, applied in order (those with a trigger first),
+# each only to the texts that contain its trigger (a cheap search first: most prompts have no
+# code, URL or quote). Runs of spaces and tabs become one space (a single space is left alone:
+# replacing it with itself would cost a substitution per word).
 _RULES: tuple[tuple[str, str, str | None], ...] = (
     (r"(?s)```.*?(?:```|\z)", "<CODE>", "```"),
     (r"https?://\S+|www\.\S+", "<URL>", r"https?://|www\."),
@@ -45,15 +45,21 @@ EXCERPT_CHARS = 160
 def mask_texts(values: pa.Array) -> pa.Array:
     """The masked skeleton of every text (payload-like spans replaced by placeholders)."""
     masked = texts(values)
-    for pattern, placeholder, trigger in _RULES:
-        if trigger is None:
-            masked = pc.replace_substring_regex(masked, pattern, placeholder)
-            continue
-        hit = pc.match_substring_regex(masked, trigger)
-        if not pc.any(hit).as_py():
-            continue
-        replaced = pc.replace_substring_regex(masked.filter(hit), pattern, placeholder)
-        masked = pc.replace_with_mask(masked, hit, replaced)
+    # The rules with a trigger come first, and a placeholder never makes a trigger (it holds
+    # none and sits between < and >), so the texts without any trigger skip them all.
+    triggered = [rule for rule in _RULES if rule[2] is not None]
+    any_trigger = pc.match_substring_regex(
+        masked, "|".join(f"(?:{trigger})" for _, _, trigger in triggered))
+    if pc.any(any_trigger).as_py():
+        chosen = masked.filter(any_trigger)
+        for pattern, placeholder, trigger in triggered:
+            hit = pc.match_substring_regex(chosen, trigger)
+            if pc.any(hit).as_py():
+                replaced = pc.replace_substring_regex(chosen.filter(hit), pattern, placeholder)
+                chosen = pc.replace_with_mask(chosen, hit, replaced)
+        masked = pc.replace_with_mask(masked, any_trigger, chosen)
+    for pattern, placeholder, _ in _RULES[len(triggered):]:
+        masked = pc.replace_substring_regex(masked, pattern, placeholder)
     return pc.utf8_trim_whitespace(masked)
 
 
@@ -72,9 +78,17 @@ def skeletons(masked: pa.Array) -> pa.ListArray:
     keep = pc.greater(pc.utf8_length(lines), 0).to_numpy(zero_copy_only=False)
     lines = lines.filter(pa.array(keep))
     rows = rows[keep]
-    # Masking left single spaces between words (tabs and runs collapsed), so spaces count words.
-    words = pc.count_substring(lines, " ").to_numpy(zero_copy_only=False) + 1
-    lines = pc.if_else(pa.array(words > PAYLOAD_LINE_WORDS), PAYLOAD, lines)
+    # Masking left single spaces between words (tabs and runs collapsed), so spaces count words,
+    # and a line of more than PAYLOAD_LINE_WORDS words has more than twice as many characters:
+    # only those lines are counted.
+    chars = pc.utf8_length(lines).to_numpy(zero_copy_only=False)
+    wide = np.flatnonzero(chars > 2 * PAYLOAD_LINE_WORDS)
+    payload = np.zeros(len(lines), dtype=bool)
+    if len(wide):
+        words = pc.count_substring(pc.take(lines, pa.array(wide)), " ").to_numpy(
+            zero_copy_only=False) + 1
+        payload[wide] = words > PAYLOAD_LINE_WORDS
+    lines = pc.if_else(pa.array(payload), PAYLOAD, lines)
     counts = np.bincount(rows, minlength=len(masked))
     new_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
     return pa.ListArray.from_arrays(pa.array(new_offsets), lines)

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from rensa import RMinHash
 
 from distillwatch.fingerprint.arrays import (
+    Distinct,
     as_signed,
     domain_constant,
     flat_values,
@@ -70,6 +71,14 @@ class SketchColumns:
     tail_key: np.ndarray
     excerpt: pa.Array
 
+    def rows(self, index: np.ndarray) -> SketchColumns:
+        """The sketches of prompts ``index``, in that order (a batch's rows from the sketches
+        of its distinct prompts)."""
+        picked = pa.array(index)
+        return SketchColumns(self.band_keys[index], pc.take(self.line_hashes, picked),
+                             self.head_key[index], self.tail_key[index],
+                             pc.take(self.excerpt, picked))
+
 
 def _shingles(words: np.ndarray, offsets: np.ndarray, seed: np.uint64) -> tuple[np.ndarray,
                                                                                np.ndarray]:
@@ -91,6 +100,25 @@ def _shingles(words: np.ndarray, offsets: np.ndarray, seed: np.uint64) -> tuple[
     tokens = np.concatenate([grams, singles])
     owners = np.concatenate([segment[starts - offsets[0]], short])
     return tokens, owners
+
+
+def _line_shingles(lines: pa.Array, key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Word-shingle hashes of each line (lowercased) and the line each belongs to.
+
+    Frame lines repeat from prompt to prompt (that is what a template is), so each distinct
+    line is split and shingled once and its shingles copied to every line holding it.
+    """
+    distinct = Distinct.of(lines)
+    words = pc.utf8_split_whitespace(pc.utf8_lower(distinct.values))
+    hashes = keyed_hashes(key, b"word", flat_values(words), remember=True)
+    tokens, owner = _shingles(hashes, list_offsets(words), domain_constant(key, b"shingle"))
+    order = np.argsort(owner, kind="stable")
+    per_value = np.bincount(owner, minlength=len(distinct.values))
+    starts = np.concatenate([[0], np.cumsum(per_value)])
+    counts = per_value[distinct.index]
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    gather = np.repeat(starts[distinct.index], counts) + positions(offsets)
+    return tokens[order][gather], np.repeat(np.arange(len(lines)), counts)
 
 
 def _end_words(masked: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
@@ -209,11 +237,7 @@ def sketch_columns(prompts: pa.Array, key: bytes, masked: pa.Array | None = None
     # Frame lines: every skeleton line but payload, for prompts with two or more.
     frame_count = np.bincount(line_row[frame], minlength=count)
     multi = frame & (frame_count[line_row] >= 2)
-    frame_lines = lines.filter(pa.array(multi))
-    line_words = pc.utf8_split_whitespace(pc.utf8_lower(frame_lines))
-    word_offsets = list_offsets(line_words)
-    word_hashes = keyed_hashes(key, b"word", flat_values(line_words), remember=True)
-    line_tokens, line_owner = _shingles(word_hashes, word_offsets, domain_constant(key, b"shingle"))
+    line_tokens, line_owner = _line_shingles(lines.filter(pa.array(multi)), key)
     tokens_a, rows_a = line_tokens, line_row[multi][line_owner]
 
     # The words at either end of the masked prompt (lowercased): one-line frames, head, tail.

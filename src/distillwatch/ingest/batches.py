@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from distillwatch.fingerprint.arrays import whole
 from distillwatch.fingerprint.features import FEATURES_SCHEMA, features_from_arrow
 from distillwatch.ingest.validate import MAX_MESSAGE_CHARS, OPERATIONS, ROLES
 from distillwatch.io.arrow_layout import EXCHANGE_ARROW_SCHEMA, to_arrow
@@ -76,16 +77,16 @@ def _valid_rows(table: pa.Table) -> np.ndarray:
         return pc.fill_null(pc.greater(pc.utf8_length(column), 0), False).to_numpy(
             zero_copy_only=False)
 
-    ok = present(table.column("exchange_id").combine_chunks())
-    ok &= present(table.column("account_id").combine_chunks())
-    ok &= present(table.column("model").combine_chunks())
-    stamp = table.column("timestamp").combine_chunks()
+    ok = present(whole(table.column("exchange_id")))
+    ok &= present(whole(table.column("account_id")))
+    ok &= present(whole(table.column("model")))
+    stamp = whole(table.column("timestamp"))
     ok &= pc.fill_null(pc.match_substring_regex(stamp, _RFC3339), False).to_numpy(
         zero_copy_only=False)
-    operation = table.column("operation").combine_chunks()
+    operation = whole(table.column("operation"))
     ok &= pc.fill_null(pc.is_in(operation, pa.array(sorted(OPERATIONS))), True).to_numpy(
         zero_copy_only=False) | ~pc.is_valid(operation).to_numpy(zero_copy_only=False)
-    request = table.column("request").combine_chunks()
+    request = whole(table.column("request"))
     messages = pc.struct_field(request, "messages")
     counts = pc.fill_null(pc.list_value_length(messages), 0).to_numpy(zero_copy_only=False)
     ok &= counts > 0
