@@ -39,7 +39,7 @@ from distillwatch.profile.features_sql import (
 )
 from distillwatch.profile.templates_sql import OUTPUT as TEMPLATES_OUTPUT
 from distillwatch.profile.templates_sql import PART_EXCHANGES as TEMPLATE_PART_EXCHANGES
-from distillwatch.profile.templates_sql import template_share_sqls
+from distillwatch.profile.templates_sql import SHARED_KEYS, shared_key_sqls, template_share_sqls
 from distillwatch.report.contract import AccountResult, CampaignResult
 from distillwatch.score.build import build_campaigns
 from distillwatch.score.policy import AccountFacts, Policy
@@ -139,7 +139,13 @@ class Watcher:
     def link(self) -> pa.Table:
         """Clusters of linked accounts (node, component)."""
         return link_accounts(self.engine, self.settings.link,
-                             self.settings.disabled_link_families).to_arrow()
+                             self.settings.disabled_link_families,
+                             on_scaffold_uses=self._shared_template_keys).to_arrow()
+
+    def _shared_template_keys(self) -> None:
+        """``__dw__profile_shared_keys`` for the template share, counted from the link stage's
+        per-account key counts while they exist."""
+        self.engine.run(SqlPipeline.of(shared_key_sqls()))
 
     def scan(self, progress: Progress | None = None) -> ScanResult:
         """Profile, link and score every account of the store.
@@ -170,11 +176,8 @@ class Watcher:
     def _profile_with_templates(self, exchanges: int) -> dict[str, np.ndarray]:
         parts = (max(1, -(-exchanges // TEMPLATE_PART_EXCHANGES))
                  if self.engine.appends_in_place else 1)
-        runs, by_part = template_share_sqls(self.engine.dialect, parts)
-        inputs = [self.engine.run(SqlPipeline.of(steps)) for steps in runs]
-        self.engine.run_parts(by_part)
-        for frame in inputs:  # distinct keys per source: hundreds of millions of rows
-            self.engine.drop(frame)
+        self.engine.run_parts(template_share_sqls(self.engine.dialect, parts))
+        self.engine.drop(self.engine.frame(SHARED_KEYS))
         pipeline = SqlPipeline()
         pipeline.enqueue(f"""
 SELECT p.*, coalesce(t.template_share, 0.0) AS template_share

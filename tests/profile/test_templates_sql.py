@@ -6,16 +6,14 @@ import pytest
 from tests.link.test_link_stage import TEMPLATE, bystanders, load, ring
 
 from distillwatch.engine import SqlPipeline
-from distillwatch.profile.templates_sql import OUTPUT, template_share_sqls
+from distillwatch.link.tokens_sql import scaffold_use_sqls
+from distillwatch.profile.templates_sql import OUTPUT, shared_key_sqls, template_share_sqls
 
 
 def shares(engine, parts: int) -> dict[str, float]:
-    runs, by_part = template_share_sqls(engine.dialect, parts)
-    for steps in runs:
-        pipeline = SqlPipeline()
-        pipeline.extend(steps)
-        engine.run(pipeline)
-    frame = engine.run_parts(by_part)
+    for steps in [*scaffold_use_sqls(engine.dialect), shared_key_sqls()]:
+        engine.run(SqlPipeline.of(steps))
+    frame = engine.run_parts(template_share_sqls(engine.dialect, parts))
     assert frame.templated_name == OUTPUT
     return {r["account_id"]: r["template_share"] for r in frame.to_pylist()}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -32,7 +33,8 @@ PREFIX = "__dw__link_"
 
 def link_accounts(engine: Engine, settings: LinkSettings,
                   disabled_families: tuple[str, ...] = (),
-                  keep_intermediate: bool = False) -> EngineFrame:
+                  keep_intermediate: bool = False,
+                  on_scaffold_uses: Callable[[], None] | None = None) -> EngineFrame:
     """Cluster the accounts of ``__dw__features`` / ``__dw__accounts``.
 
     Leaves ``__dw__link_tokens``, ``__dw__link_ids``, ``__dw__link_pairs`` and
@@ -45,6 +47,9 @@ def link_accounts(engine: Engine, settings: LinkSettings,
         keep_intermediate: Keep every intermediate table of the stage for inspection (by
             default each is dropped once read: on 31.6M exchanges of `stress` they were
             hundreds of millions of rows, spilled to disk by DuckDB beyond its memory limit).
+        on_scaffold_uses: Called once the per-account counts of scaffold keys
+            (``SCAFFOLD_USE_SOURCES``) exist, before they are dropped: the template share
+            counts its shared keys from them instead of exploding every exchange's keys again.
 
     Returns:
         ``__dw__link_components`` (node, component) for every account with an edge.
@@ -56,6 +61,8 @@ def link_accounts(engine: Engine, settings: LinkSettings,
     pairs = pair_sqls(engine.dialect, settings, disabled_families)
     for steps in token_sqls(engine.dialect, settings):
         _run(engine, steps)
+    if on_scaffold_uses is not None:
+        on_scaffold_uses()
     for source in SCAFFOLD_USE_SOURCES:  # counted into __dw__link_scaffold_uses
         engine.drop(engine.frame(source))
     tidy(TOKENS)

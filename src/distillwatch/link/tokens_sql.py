@@ -56,8 +56,39 @@ WHERE c.accounts >= {settings.burst_min_accounts}
     return counts, tokens
 
 
-# Per-account counts of each source of scaffold keys, summed into __dw__link_scaffold_uses.
-SCAFFOLD_USE_SOURCES = ("__dw__link_band_uses", "__dw__link_line_uses", "__dw__link_other_uses")
+# Per-account counts of each source of scaffold keys (bands, lines, head and tail, system
+# prompt and tools), summed into __dw__link_scaffold_uses. The first three are also the keys of
+# the template share (``profile.templates_sql``), which reads them before they are dropped.
+SCAFFOLD_USE_SOURCES = ("__dw__link_band_uses", "__dw__link_line_uses", "__dw__link_end_uses",
+                        "__dw__link_other_uses")
+TEMPLATE_KEY_SOURCES = SCAFFOLD_USE_SOURCES[:3]
+
+
+def scaffold_use_sqls(dialect: Dialect) -> list[list[SqlStep]]:
+    """Runs that build each of ``SCAFFOLD_USE_SOURCES`` (account_id, key, uses: the account's
+    exchanges carrying the key), one source a run.
+
+    Reads ``__dw__features``. As one aggregation over the union of every band, line, head and
+    tail key, DuckDB ran out of a 5 GB limit on 31.6M exchanges of ``stress`` without
+    spilling, where the bands alone (172M account-key rows) took 100 s.
+    """
+    explode = dialect.explode
+
+    def counted(keys: str) -> str:
+        return f"""
+SELECT account_id, key, count(*) AS uses FROM ({keys}) k WHERE key IS NOT NULL
+GROUP BY account_id, key
+"""
+    keys = (
+        f"SELECT account_id, {explode('band_keys')} AS key FROM {FEATURES}",
+        f"SELECT account_id, {explode('line_hashes')} AS key FROM {FEATURES}",
+        f"SELECT account_id, head_key AS key FROM {FEATURES} "
+        f"UNION ALL SELECT account_id, tail_key AS key FROM {FEATURES}",
+        f"SELECT account_id, system_hash AS key FROM {FEATURES} "
+        f"UNION ALL SELECT account_id, tools_hash AS key FROM {FEATURES}",
+    )
+    return [[SqlStep(counted(sql), name)]
+            for sql, name in zip(keys, SCAFFOLD_USE_SOURCES, strict=True)]
 
 
 def token_sqls(dialect: Dialect, settings: LinkSettings) -> list[list[SqlStep]]:
@@ -65,28 +96,13 @@ def token_sqls(dialect: Dialect, settings: LinkSettings) -> list[list[SqlStep]]:
     (account_id, kind, family, token, strength).
 
     Reads ``__dw__features`` and ``__dw__accounts``. ``strength`` is 1 except for burst
-    tokens, where it says how far the bucket stands above an ordinary one. Each source of
-    scaffold keys is counted per account in its own run: as one aggregation over the union of
-    every band, line, head and tail key, DuckDB ran out of a 5 GB limit on 31.6M exchanges of
-    ``stress`` without spilling, where the bands alone (172M account-key rows) took 100 s.
+    tokens, where it says how far the bucket stands above an ordinary one. The first runs are
+    :func:`scaffold_use_sqls`.
     """
     string = dialect.string_type
-    explode = dialect.explode
     bucket_s = settings.signup_bucket_hours * 3600.0
     sizes = f"SELECT account_id, count(*) AS n, min(ts) AS first_seen FROM {FEATURES} " \
             "GROUP BY account_id"
-    def counted(keys: str) -> str:
-        return f"""
-SELECT account_id, key, count(*) AS uses FROM ({keys}) k WHERE key IS NOT NULL
-GROUP BY account_id, key
-"""
-    band_uses = counted(f"SELECT account_id, {explode('band_keys')} AS key FROM {FEATURES}")
-    line_uses = counted(f"SELECT account_id, {explode('line_hashes')} AS key FROM {FEATURES}")
-    other_uses = counted(f"""
-    SELECT account_id, head_key AS key FROM {FEATURES}
-    UNION ALL SELECT account_id, tail_key AS key FROM {FEATURES}
-    UNION ALL SELECT account_id, system_hash AS key FROM {FEATURES}
-    UNION ALL SELECT account_id, tools_hash AS key FROM {FEATURES}""")
     sources = " UNION ALL ".join(f"SELECT * FROM {name}" for name in SCAFFOLD_USE_SOURCES)
     uses = f"""
 SELECT account_id, key, CAST(sum(uses) AS BIGINT) AS uses FROM ({sources}) u
@@ -138,8 +154,7 @@ UNION ALL SELECT * FROM __dw__link_activation_tokens
     final = f"SELECT account_id, kind, {family} AS family, token, strength FROM " \
             "__dw__link_token_rows"
     return [
-        *([SqlStep(sql, name)] for sql, name in zip((band_uses, line_uses, other_uses),
-                                                     SCAFFOLD_USE_SOURCES, strict=True)),
+        *scaffold_use_sqls(dialect),
         [SqlStep(uses, "__dw__link_scaffold_uses")],
         [SqlStep(sizes, "__dw__link_sizes"),
          SqlStep(signup_counts, "__dw__link_signup_counts"),

@@ -11,9 +11,11 @@ the tasks come from one template.
 from __future__ import annotations
 
 from distillwatch.engine import Dialect, SqlStep
+from distillwatch.link.tokens_sql import TEMPLATE_KEY_SOURCES
 
 FEATURES = "__dw__features"
 OUTPUT = "__dw__profile_templates"
+SHARED_KEYS = "__dw__profile_shared_keys"
 MIN_ACCOUNTS = 3
 MIN_SHARED_KEYS = 2
 
@@ -22,38 +24,37 @@ MIN_SHARED_KEYS = 2
 PART_EXCHANGES = 4_000_000
 
 
-def template_share_sqls(dialect: Dialect, parts: int = 1
-                        ) -> tuple[list[list[SqlStep]], list[list[SqlStep]]]:
-    """(runs, parts) of steps that build ``__dw__profile_templates`` (account_id,
-    template_share).
+def shared_key_sqls() -> list[SqlStep]:
+    """Steps that build ``__dw__profile_shared_keys`` (key): the frame keys (bands, lines,
+    head and tail) that ``MIN_ACCOUNTS`` accounts or more carry.
 
-    The runs, in order, each materialise their last step: every source of keys (bands, lines,
-    head and tail) as distinct (account, key) rows, then the keys shared by ``MIN_ACCOUNTS``
-    accounts. The parts (``Engine.run_parts``) count each exchange's shared keys for one
-    share of the accounts each (by a hash of the account id), so that no step holds every
-    exchange's keys at once: as one statement over 31.6M exchanges of `stress` (~600M key
-    rows, a distinct count per key, a group per exchange) DuckDB ran out of 5 GB.
+    Reads the link stage's per-account counts of those keys (``TEMPLATE_KEY_SOURCES``: one
+    row per account and key), so every exchange's keys are exploded and grouped once per scan
+    (run from ``link_accounts(..., on_scaffold_uses=...)``, while they exist).
+    """
+    union = " UNION ALL ".join(f"SELECT account_id, key FROM {name}"
+                               for name in TEMPLATE_KEY_SOURCES)
+    return [SqlStep(f"""
+SELECT key FROM (SELECT key, account_id FROM ({union}) u GROUP BY key, account_id) d
+GROUP BY key HAVING count(*) >= {MIN_ACCOUNTS}
+""", SHARED_KEYS)]
+
+
+def template_share_sqls(dialect: Dialect, parts: int = 1) -> list[list[SqlStep]]:
+    """Parts (``Engine.run_parts``) of steps that build ``__dw__profile_templates``
+    (account_id, template_share).
+
+    Reads ``__dw__features`` and ``__dw__profile_shared_keys`` (:func:`shared_key_sqls`).
+    Each part counts each exchange's shared keys for one share of the accounts (by a hash of
+    the account id), so that no step holds every exchange's keys at once: as one statement
+    over 31.6M exchanges of `stress` (~600M key rows, a distinct count per key, a group per
+    exchange) DuckDB ran out of 5 GB.
 
     Args:
         dialect: The engine's SQL.
         parts: How many shares of the accounts the per-exchange step runs in.
     """
     explode = dialect.explode
-    sources = {
-        "__dw__profile_band_keys":
-            f"SELECT account_id, {explode('band_keys')} AS key FROM {FEATURES}",
-        "__dw__profile_line_keys":
-            f"SELECT account_id, {explode('line_hashes')} AS key FROM {FEATURES}",
-        "__dw__profile_end_keys": f"SELECT account_id, head_key AS key FROM {FEATURES} "
-                                  f"UNION ALL SELECT account_id, tail_key AS key FROM {FEATURES}",
-    }
-    runs = [[SqlStep(f"SELECT DISTINCT account_id, key FROM ({sql}) k WHERE key IS NOT NULL",
-                     name)] for name, sql in sources.items()]
-    union = " UNION ALL ".join(f"SELECT account_id, key FROM {name}" for name in sources)
-    runs.append([SqlStep(f"""
-SELECT key FROM (SELECT key, account_id FROM ({union}) u GROUP BY key, account_id) d
-GROUP BY key HAVING count(*) >= {MIN_ACCOUNTS}
-""", "__dw__profile_shared_keys")])
 
     def part(number: int) -> list[SqlStep]:
         mine = ("TRUE" if parts == 1 else
@@ -69,7 +70,7 @@ SELECT exchange_id, account_id, key FROM (
 """
         hits = f"""
 SELECT k.account_id, k.exchange_id
-FROM __dw__profile_template_keys k JOIN __dw__profile_shared_keys s ON s.key = k.key
+FROM __dw__profile_template_keys k JOIN {SHARED_KEYS} s ON s.key = k.key
 GROUP BY k.account_id, k.exchange_id HAVING count(*) >= {MIN_SHARED_KEYS}
 """
         share = f"""
@@ -82,4 +83,4 @@ GROUP BY f.account_id
                 SqlStep(hits, "__dw__profile_template_hits"),
                 SqlStep(share, OUTPUT)]
 
-    return runs, [part(number) for number in range(parts)]
+    return [part(number) for number in range(parts)]
