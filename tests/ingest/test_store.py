@@ -74,3 +74,39 @@ def test_a_parquet_dataset_that_grows_is_read_again_for_its_new_parts_only(engin
     read = {Path(f.source).name: (f.skipped, f.read) for f in again.files}
     assert read == {"part-00000.parquet": (True, 20), "part-00001.parquet": (True, 20),
                     "part-00002.parquet": (False, 10), "part-00003.parquet": (False, 1)}
+
+
+def test_workers_run_the_chunks_of_several_files_at_once(tmp_path):
+    # A dataset of one-chunk parts: the workers take the next parts while the first is still
+    # being fingerprinted, and each part's end marker comes after its chunk.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from distillwatch.ingest.batches import Task
+    from distillwatch.ingest.store import _Runner
+
+    rows = [json.loads(line) for line in (_logs(tmp_path) / "day1.jsonl").read_text()
+            .splitlines()[:50]]
+    parts = []
+    for part in range(4):
+        path = tmp_path / f"part-{part:05d}.parquet"
+        pq.write_table(pa.Table.from_pylist(rows[part * 10:(part + 1) * 10]), path)
+        parts.append(path)
+    yielded, pulled_before = [], {}
+
+    def items():
+        for path in parts:
+            pulled_before[path.name] = len(yielded)
+            yield path.name, Task(str(path), "parquet", row_group=0)
+            yield ("end", path.name), None
+
+    runner = _Runner(b"k", 2)
+    try:
+        for tag, outcome in runner.map(items()):
+            yielded.append((tag, None if outcome is None else outcome.features.num_rows))
+    finally:
+        runner.close()
+    assert yielded == [item for path in parts
+                       for item in ((path.name, 10), (("end", path.name), None))]
+    # The second part was handed to a worker before the first part's result was taken.
+    assert pulled_before["part-00001.parquet"] == 0

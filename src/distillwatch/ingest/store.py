@@ -217,6 +217,10 @@ def _tasks(path: Path, fmt: str | None, stats: FileStats, rejects: RejectSink,
         yield Task(str(path), "jsonl", lines=tuple(lines), since=since)
 
 
+# An item of the task stream: a chunk to run, or (task None) a marker passed through in order.
+Item = tuple[object, Task | None]
+
+
 class _Runner:
     """Runs tasks in order: inline, or in worker processes with a bounded queue."""
 
@@ -227,18 +231,31 @@ class _Runner:
                      if workers > 1 else None)
         self.window = 2 * workers
 
-    def map(self, tasks: Iterator[Task]) -> Iterator[Outcome]:
+    def map(self, items: Iterator[Item]) -> Iterator[tuple[object, Outcome | None]]:
+        """(tag, outcome) of every item, in the order given; a marker's outcome is None.
+
+        The stream runs across files, so the workers are kept busy when each file is one
+        chunk (a Parquet dataset of 100k-row parts was fingerprinted one part at a time, on
+        one core).
+        """
         if self.pool is None:
-            for task in tasks:
-                yield run_task(task, self.key)
+            for tag, task in items:
+                yield tag, None if task is None else run_task(task, self.key)
             return
-        pending: deque[Future] = deque()
-        for task in tasks:
-            pending.append(self.pool.submit(run_task, task, self.key))
-            if len(pending) >= self.window:
-                yield pending.popleft().result()
+        pending: deque[tuple[object, Future | None]] = deque()
+        running = 0
+        for tag, task in items:
+            future = None if task is None else self.pool.submit(run_task, task, self.key)
+            pending.append((tag, future))
+            running += future is not None
+            while pending and (pending[0][1] is None or running >= self.window):
+                done_tag, done = pending.popleft()
+                if done is not None:
+                    running -= 1
+                yield done_tag, None if done is None else done.result()
         while pending:
-            yield pending.popleft().result()
+            done_tag, done = pending.popleft()
+            yield done_tag, None if done is None else done.result()
 
     def close(self) -> None:
         if self.pool is not None:
@@ -290,33 +307,42 @@ def ingest(engine: Engine, paths: Sequence[Path], rejects: RejectSink, key: byte
     size = sum(_file_identity(p)[1] for p in files)
     chosen = workers if workers is not None else default_workers()
     runner = _Runner(key, chosen if size >= POOL_MIN_BYTES else 1)
-    seq = 0
-    try:
+    def items() -> Iterator[Item]:
+        """Every file's chunks, then a marker for the file (its end), one file after another."""
         for path in files:
             done = _already_ingested(engine, path) if since is None else None
             if done is not None:
-                stats = FileStats(str(path), read=done["read"], accepted=done["accepted"],
-                                  skipped=True)
-                report.files.append(stats)
+                report.files.append(FileStats(str(path), read=done["read"],
+                                              accepted=done["accepted"], skipped=True))
                 report.already_stored += done["accepted"]
                 continue
             stats = FileStats(str(path))
             report.files.append(stats)
-            for outcome in runner.map(_tasks(path, fmt, stats, rejects, since)):
-                _stage(engine, outcome, stats.source, seq)
-                seq += outcome.features.num_rows
-                stats.read += outcome.read
-                stats.accepted += outcome.features.num_rows
-                stats.capped += outcome.capped
-                stats.before_since += outcome.before_since
-                stats.rejected += len(outcome.rejects)
-                for location, reason, field_name, raw in outcome.rejects:
-                    rejects.add(stats.source, location, reason, field_name, raw)
-                if progress is not None:
-                    progress(stats.source, stats.read)
-            rejects.flush()
-            if since is None:  # a file read in part (--since) is not marked as read
-                _log_file(engine, path, stats)
+            for task in _tasks(path, fmt, stats, rejects, since):
+                yield stats, task
+            yield (stats, path), None
+
+    seq = 0
+    try:
+        for tag, outcome in runner.map(items()):
+            if outcome is None:  # every chunk of the file is staged
+                stats, path = tag
+                rejects.flush()
+                if since is None:  # a file read in part (--since) is not marked as read
+                    _log_file(engine, path, stats)
+                continue
+            stats = tag
+            _stage(engine, outcome, stats.source, seq)
+            seq += outcome.features.num_rows
+            stats.read += outcome.read
+            stats.accepted += outcome.features.num_rows
+            stats.capped += outcome.capped
+            stats.before_since += outcome.before_since
+            stats.rejected += len(outcome.rejects)
+            for location, reason, field_name, raw in outcome.rejects:
+                rejects.add(stats.source, location, reason, field_name, raw)
+            if progress is not None:
+                progress(stats.source, stats.read)
     finally:
         runner.close()
     stored, already, duplicates = merge_staging(engine, rejects)
