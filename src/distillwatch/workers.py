@@ -1,4 +1,5 @@
-"""Worker processes that never outlive the process that started them."""
+"""Worker processes that never outlive the process that started them, and how many cores
+this process may use."""
 
 from __future__ import annotations
 
@@ -19,3 +20,9 @@ def watch_parent(parent: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True, name="watch-parent").start()
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it)."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else os.cpu_count() or 1)

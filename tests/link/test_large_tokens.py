@@ -98,3 +98,27 @@ def test_no_pairs_or_no_tokens_give_an_empty_table():
     one = _tokens({"acct-0": {("ip", "1")}}, {("ip", "1"): 1.0})
     assert large_token_evidence([], one).num_rows == 0
     assert large_token_evidence([("acct-0", "acct-1")], one).num_rows == 0
+
+
+def test_pairs_sliced_over_threads_give_the_same_rows_as_one_call():
+    # The driver's pass runs each chunk of pairs as one slice per core: the rows must be the
+    # very same as one call on the whole chunk (their order is not: rows come per kind).
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distillwatch.link.compared import _sliced
+
+    rng = random.Random(5)
+    held = {a: {(rng.choice(sorted(KINDS)), str(rng.randrange(40))) for _ in range(25)}
+            for a in ACCOUNTS}
+    idf = {(k, str(t)): rng.uniform(0.5, 3.0) for k in KINDS for t in range(40)}
+    pairs = [(a, b) for i, a in enumerate(ACCOUNTS) for b in ACCOUNTS[i + 1:]]
+    left, right = (np.array([ACCOUNTS.index(p[end]) for p in pairs], dtype=np.int64)
+                   for end in (0, 1))
+    large = LargeTokens(_tokens(held, idf), len(ACCOUNTS))
+    keys = [("ia", "ascending"), ("ib", "ascending"), ("kind", "ascending")]
+    whole = large.evidence(left, right).sort_by(keys)
+    assert whole.num_rows > 0
+    for threads in (2, 3, 50):
+        with ThreadPoolExecutor(threads) as pool:
+            sliced = _sliced(pool, threads, large.evidence, left, right)
+            assert sliced.sort_by(keys).equals(whole)

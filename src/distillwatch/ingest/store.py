@@ -39,7 +39,7 @@ from distillwatch.ingest.batches import BATCH_ROWS, Outcome, Task, run_task
 from distillwatch.ingest.readers import FileStats, detect_format, input_files
 from distillwatch.ingest.rejects import RejectSink
 from distillwatch.io.exchange_files import iter_lines
-from distillwatch.workers import watch_parent
+from distillwatch.workers import cores, watch_parent
 
 logger = logging.getLogger(__name__)
 
@@ -275,8 +275,7 @@ def _stage(engine: Engine, outcome: Outcome, source: str, seq: int) -> None:
 
 def default_workers() -> int:
     """Worker processes for fingerprinting: one per core."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-               else os.cpu_count() or 1)
+    return cores()
 
 
 def ingest(engine: Engine, paths: Sequence[Path], rejects: RejectSink, key: bytes,

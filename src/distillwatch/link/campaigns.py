@@ -58,7 +58,8 @@ def link_accounts(engine: Engine, settings: LinkSettings,
         if not keep_intermediate:
             engine.drop_held(PREFIX, keep=(*keep, COMPONENTS))
 
-    pairs = pair_sqls(engine.dialect, settings, disabled_families)
+    pairs = pair_sqls(engine.dialect, settings, disabled_families,
+                      clustered=engine.appends_in_place)
     for steps in token_sqls(engine.dialect, settings):
         _run(engine, steps)
     if on_scaffold_uses is not None:

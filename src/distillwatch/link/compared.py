@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +31,7 @@ from distillwatch.link.pairs_sql import (
     LARGE_SHARED,
     LARGE_TOKENS,
 )
+from distillwatch.workers import cores
 
 logger = logging.getLogger(__name__)
 CHUNK_PAIRS = 4_000_000
@@ -81,21 +84,35 @@ def pair_evidence(engine: Engine, chunk_pairs: int | None = None) -> list[tuple[
     bounds = chunk_bounds(starts["ia"].to_numpy(), starts["n"].to_numpy(),
                           chunk_pairs or CHUNK_PAIRS)
     total = int(np.sum(starts["n"].to_numpy())) if starts.num_rows else 0
-    began, done = time.monotonic(), 0
+    began, done, threads = time.monotonic(), 0, cores()
     with engine.sink(LARGE_SHARED, LARGE_SHARED_SCHEMA) as shared, \
-            engine.sink(CO_ACTIVE, CO_ACTIVE_SCHEMA) as together:
+            engine.sink(CO_ACTIVE, CO_ACTIVE_SCHEMA) as together, \
+            ThreadPoolExecutor(threads) as pool:
         for number, (lo, hi) in enumerate(bounds, 1):
             chunk = engine.fetch_arrow(f"SELECT ia, ib FROM {COMPARED} "
                                        f"WHERE ia >= {lo} AND ia < {hi}", "link: pair chunk")
             left, right = (_numbers(chunk[end]) for end in ("ia", "ib"))
-            shared.write(large.evidence(left, right))
-            together.write(active.co_active(left, right))
+            shared.write(_sliced(pool, threads, large.evidence, left, right))
+            together.write(_sliced(pool, threads, active.co_active, left, right))
             done += len(left)
             logger.info("link: compared pairs, chunk %d/%d: %d of %d pairs (%.0f s)",
                         number, len(bounds), done, total, time.monotonic() - began)
     logger.info("link: %s has %d rows, %s has %d rows", LARGE_SHARED, shared.rows,
                 CO_ACTIVE, together.rows)
     return bounds
+
+
+def _sliced(pool: ThreadPoolExecutor, threads: int,
+            work: Callable[[np.ndarray, np.ndarray], pa.Table], left: np.ndarray,
+            right: np.ndarray) -> pa.Table:
+    """``work(left, right)``, run on one slice of the pairs per thread of ``pool``: the same
+    rows as one call (per-pair results; their order may differ). The work is numpy's bit
+    operations, which release the GIL, so each slice has a core (on 31.6M exchanges of
+    `stress` this pass was 3 min 16 s on one core while the engine waited)."""
+    cuts = np.linspace(0, len(left), threads + 1).astype(np.int64)
+    parts = pool.map(lambda bounds: work(left[bounds[0]:bounds[1]], right[bounds[0]:bounds[1]]),
+                     zip(cuts[:-1], cuts[1:], strict=True))
+    return pa.concat_tables(list(parts))
 
 
 def _numbers(column: pa.ChunkedArray) -> np.ndarray:

@@ -93,7 +93,7 @@ class PairSteps:
 
 
 def pair_sqls(dialect: Dialect, settings: LinkSettings,
-              disabled_families: tuple[str, ...] = ()) -> PairSteps:
+              disabled_families: tuple[str, ...] = (), clustered: bool = False) -> PairSteps:
     """Steps that build ``__dw__link_pairs`` (one row per candidate pair and its evidence).
 
     Reads ``__dw__link_tokens``, ``__dw__features`` and ``__dw__accounts``.
@@ -102,7 +102,14 @@ def pair_sqls(dialect: Dialect, settings: LinkSettings,
         dialect: The engine's SQL.
         settings: Link settings.
         disabled_families: Families whose evidence counts as zero (ablation studies).
+        clustered: Store the small-token pair rows and the compared pairs in the order of
+            their first account, for an engine that reads them range by range
+            (:meth:`PairSteps.evidence`, the driver's chunks) and skips the blocks of rows
+            outside a range by their min / max. Unordered, every range read the whole
+            table: on 31.6M exchanges of `stress` 8.5 GB of the 177M small-token rows,
+            spilled to disk, for each of 34 ranges (15 of its 16 s).
     """
+    in_order = "\nORDER BY ia" if clustered else ""
     kind_strength = " ".join(
         f"WHEN kind = '{kind}' THEN 1.0 - exp(-idf_sum / {scale})"
         for kind, scale in KIND_SCALES.items())
@@ -175,7 +182,7 @@ JOIN __dw__link_shared_tokens y ON y.kind = x.kind AND y.token = x.token AND y.i
 WHERE x.holders <= {big}
   AND (x.organization_id IS NULL OR y.organization_id IS NULL
        OR x.organization_id <> y.organization_id)
-GROUP BY x.id, y.id, x.kind, x.family
+GROUP BY x.id, y.id, x.kind, x.family{in_order}
 """
     window_rows = """
 SELECT x.id AS ia, y.id AS ib
@@ -195,7 +202,7 @@ FROM __dw__link_window_rows c
 JOIN {IDS} ox ON ox.id = c.ia
 JOIN {IDS} oy ON oy.id = c.ib
 WHERE ox.organization_id IS NULL OR oy.organization_id IS NULL
-   OR ox.organization_id <> oy.organization_id
+   OR ox.organization_id <> oy.organization_id{in_order}
 """
     # ... and their evidence over the large tokens they share, so that every pair compared
     # has its evidence counted over every token: bursts here, the other kinds on the driver
