@@ -253,7 +253,10 @@ class SparkEngine(Engine):
     def _register_arrow(self, physical_name: str, data: pa.Table | pa.RecordBatchReader
                         ) -> None:
         table = data.read_all() if isinstance(data, pa.RecordBatchReader) else data
-        frame = self.spark.createDataFrame(table)
+        # One chunk per column: from a table whose columns are chunked differently (a
+        # concatenation of tables, some empty) rows were lost: seen on the driver pass's
+        # chunks split over threads (tests/link: the sketch and large tokens on Spark).
+        frame = self.spark.createDataFrame(table.combine_chunks())
         # Kept (spilling to disk if need be) so that each query does not decode the Arrow
         # data again; registered tables are small (per account at most).
         frame.persist(StorageLevel.MEMORY_AND_DISK)
