@@ -72,6 +72,7 @@ import pyarrow as pa
 import yaml
 
 from distillwatch.exceptions import DistillwatchConfigError
+from distillwatch.fingerprint.arrays import whole
 from distillwatch.gateway.decisions import RANK, Decision
 from distillwatch.gateway.indicators import AccountInfo, Indicators, key_fingerprint
 from distillwatch.workers import watch_parent
@@ -389,7 +390,7 @@ class ScaffoldKeys:
 
 
 def _ints(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    array = whole(column)
     valid = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     return array.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64), valid
 
