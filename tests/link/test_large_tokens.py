@@ -105,7 +105,7 @@ def test_pairs_sliced_over_threads_give_the_same_rows_as_one_call():
     # very same as one call on the whole chunk (their order is not: rows come per kind).
     from concurrent.futures import ThreadPoolExecutor
 
-    from distillwatch.link.compared import _sliced
+    from distillwatch.workers import on_slices
 
     rng = random.Random(5)
     held = {a: {(rng.choice(sorted(KINDS)), str(rng.randrange(40))) for _ in range(25)}
@@ -120,5 +120,5 @@ def test_pairs_sliced_over_threads_give_the_same_rows_as_one_call():
     assert whole.num_rows > 0
     for threads in (2, 3, 50):
         with ThreadPoolExecutor(threads) as pool:
-            sliced = _sliced(pool, threads, large.evidence, left, right)
+            sliced = pa.concat_tables(on_slices(pool, threads, large.evidence, left, right))
             assert sliced.sort_by(keys).equals(whole)

@@ -17,14 +17,19 @@ _CHUNK_BYTES = 64 << 20  # bit-matrix words gathered at once, per side
 def bit_rows(rows: np.ndarray, members: np.ndarray, n_rows: int, n_members: int) -> np.ndarray:
     """The bit matrix (``n_rows`` x words, uint64) with bit ``members[k]`` set in row
     ``rows[k]`` for every k (members in ``[0, n_members)``)."""
-    words = max(1, (n_members + 63) // 64)
-    bits = np.zeros((n_rows, words), dtype=np.uint64)
+    bits = np.zeros((n_rows, max(1, (n_members + 63) // 64)), dtype=np.uint64)
+    set_bits(bits, rows, members)
+    return bits
+
+
+def set_bits(bits: np.ndarray, rows: np.ndarray, members: np.ndarray) -> None:
+    """Set bit ``members[k]`` of row ``rows[k]`` of ``bits`` for every k, in place (so a
+    matrix can be filled chunk by chunk)."""
     step = _CHUNK_BYTES // 32  # (row, member) pairs set at once: bounds the index arrays
     for start in range(0, len(rows), step):
         part = members[start:start + step].astype(np.int64)
         np.bitwise_or.at(bits, (rows[start:start + step].astype(np.int64), part // 64),
                          np.left_shift(np.uint64(1), (part % 64).astype(np.uint64)))
-    return bits
 
 
 def overlap(bits: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:

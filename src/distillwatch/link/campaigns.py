@@ -12,8 +12,8 @@ import pyarrow as pa
 from distillwatch.engine import Engine, EngineFrame, SqlPipeline
 from distillwatch.link.compared import pair_evidence
 from distillwatch.link.components import OUTPUT as COMPONENTS
+from distillwatch.link.edges import support_edges
 from distillwatch.link.pairs_sql import (
-    EDGE_NUMBERS,
     EDGES,
     IDS,
     PAIRS,
@@ -22,7 +22,6 @@ from distillwatch.link.pairs_sql import (
     named_edge_sql,
     pair_sqls,
 )
-from distillwatch.link.support import edge_components, supported_edges
 from distillwatch.link.tokens_sql import OUTPUT as TOKENS
 from distillwatch.link.tokens_sql import SCAFFOLD_USE_SOURCES, token_sqls
 from distillwatch.settings import LinkSettings
@@ -74,21 +73,19 @@ def link_accounts(engine: Engine, settings: LinkSettings,
     # same ranges of pairs where the engine appends in place (one aggregation elsewhere).
     _pairs_by_range(engine, pairs, pair_evidence(engine))
     tidy(TOKENS, IDS, PAIRS)
-    frame = _run(engine, [candidate_edge_sql(settings)])
-    accounts = engine.frame(IDS).count()
-    edges = supported_edges(frame.to_arrow(), accounts, settings.edge_min_support)
-    engine.register(EDGE_NUMBERS, edges)
+    _run(engine, [candidate_edge_sql(settings)])
+    nodes, labels = support_edges(engine, engine.frame(IDS).count(),
+                                  settings.edge_min_support)
     _run(engine, [named_edge_sql()])
     tidy(TOKENS, IDS, PAIRS, EDGES)
-    return _components(engine, edges, accounts)
+    return _components(engine, nodes, labels)
 
 
-def _components(engine: Engine, edges: pa.Table, accounts: int) -> EngineFrame:
+def _components(engine: Engine, nodes: np.ndarray, labels: np.ndarray) -> EngineFrame:
     """``__dw__link_components`` (node, component: the smallest account id of its
-    component), counted on the driver from the edges by number: the relational version
-    (``link.components``) joined 81M directed edges of id strings a round and spilled tens
-    of GB on 31.6M exchanges of `stress`."""
-    nodes, labels = edge_components(edges, accounts)
+    component), from the components counted on the driver by number (``link.edges``): the
+    relational version (``link.components``) joined 81M directed edges of id strings a
+    round and spilled tens of GB on 31.6M exchanges of `stress`."""
     ids = engine.fetch_arrow(f"SELECT id, account_id FROM {IDS}", "link: account ids")
     names = pa.array(np.empty(0, dtype=object), pa.string())
     if ids.num_rows:

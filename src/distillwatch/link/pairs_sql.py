@@ -28,6 +28,7 @@ BUCKETS = "__dw__link_buckets"
 CO_ACTIVE = "__dw__link_co_active"
 EDGES = "__dw__link_edges"
 EDGE_NUMBERS = "__dw__link_edge_numbers"
+CANDIDATES = "__dw__link_candidates"
 FAMILY_NAMES = ("scaffold", "network", "identity", "onboard", "timing")
 # Kinds of which an account can carry hundreds of tokens (one per proxy IP it came through):
 # pairs and evidence count a bottom-k sketch of them (``link.network_sketch``).
@@ -324,12 +325,12 @@ def candidate_edge_sql(settings: LinkSettings) -> SqlStep:
     return SqlStep(f"""
 SELECT ia, ib, strength FROM {PAIRS}
 WHERE families >= {settings.edge_min_families} AND strength >= {settings.edge_min_strength}
-""", "__dw__link_candidates")
+""", CANDIDATES)
 
 
 def named_edge_sql() -> SqlStep:
     """``__dw__link_edges`` (``a``, ``b``, ``strength``, ``common``) from the kept edges by
-    account number (``__dw__link_edge_numbers``, registered by ``link.support``)."""
+    account number (``__dw__link_edge_numbers``, registered by ``link.edges``)."""
     return SqlStep(f"""
 SELECT i.account_id AS a, j.account_id AS b, e.strength, e.common
 FROM {EDGE_NUMBERS} e
