@@ -22,7 +22,7 @@ from distillwatch.engine import Engine, SqlPipeline
 from distillwatch.ingest.accounts import ACCOUNTS_SCHEMA, ACCOUNTS_TABLE
 from distillwatch.ingest.store import FEATURES_TABLE
 from distillwatch.link.campaigns import link_accounts
-from distillwatch.link.components import connected_components
+from distillwatch.link.edges import account_numbers, components_within, named_components
 from distillwatch.link.expand_sql import (
     CLEAN,
     GROUPS,
@@ -373,12 +373,13 @@ WHERE t.family IN ({", ".join(f"'{f}'" for f in DENSE_FAMILIES)})
         wrapper both use, sign-ups the same morning) or touch a bystander (a residential /24
         a proxy network also exits from); they do not run the same script. The fitting and
         the other accounts are re-clustered apart, over the edges within each part, until no
-        cluster splits (at most three rounds).
+        cluster splits (at most three rounds); the edges are read by account number, chunk by
+        chunk, and joined on the driver (``link.edges.components_within``).
         """
         for _ in range(3):
             stats = self._cluster_scores(cluster, exchanges, families)
             part = np.where(cluster >= 0, cluster * 2, -1)
-            split = False
+            split = 0
             for index, (_, _, _, _, strengths) in enumerate(stats):
                 dominant = signature_of(strengths)
                 if not dominant:
@@ -388,22 +389,18 @@ WHERE t.family IN ({", ".join(f"'{f}'" for f in DENSE_FAMILIES)})
                 misfits = members & ~fit
                 if misfits.any():
                     part[misfits] = index * 2 + 1
-                    split = True
+                    split += 1
             if not split:
                 return cluster
-            linked = part >= 0
-            self.engine.register("__dw__score_parts", pa.table({
-                "node": [str(a) for a in ids[linked]], "part": part[linked].astype(np.int64)}))
-            pipeline = SqlPipeline()
-            pipeline.enqueue("""
-SELECT e.a, e.b FROM __dw__link_edges e
-JOIN __dw__score_parts pa ON pa.node = e.a
-JOIN __dw__score_parts pb ON pb.node = e.b
-WHERE pa.part = pb.part
-""", "__dw__score_part_edges")
-            self.engine.run(pipeline)
-            cluster = self._clusters(ids, connected_components(
-                self.engine, "__dw__score_part_edges").to_arrow())
+            logger.info("campaign split: %d of %d clusters hold accounts without their "
+                        "signature", split, len(stats))
+            names = account_numbers(self.engine)
+            number_of = {name: number for number, name in enumerate(names.to_pylist())}
+            part_of = np.full(len(names), -1, dtype=np.int64)
+            for row in np.flatnonzero(part >= 0):
+                part_of[number_of[str(ids[row])]] = part[row]
+            cluster = self._clusters(ids, named_components(
+                names, *components_within(self.engine, part_of)))
         return cluster
 
     def _cluster_scores(self, cluster: np.ndarray, exchanges: np.ndarray,

@@ -319,6 +319,6 @@ def test_the_stage_drops_its_intermediate_tables_and_labels_components_as_the_sq
     found = components_of(link_accounts(engine, LinkSettings(max_block=4, pair_window=4)))
     held = {name for name in engine._frames if name.startswith("__dw__link_")}
     assert held == {"__dw__link_tokens", "__dw__link_ids", "__dw__link_pairs",
-                    "__dw__link_edges", "__dw__link_components"}
+                    "__dw__link_edges", "__dw__link_edge_numbers", "__dw__link_components"}
     # The driver's components equal the relational algorithm's on the same edges.
     assert found and components_of(connected_components(engine, "__dw__link_edges")) == found

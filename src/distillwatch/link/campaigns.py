@@ -7,13 +7,13 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import pyarrow as pa
 
 from distillwatch.engine import Engine, EngineFrame, SqlPipeline
 from distillwatch.link.compared import pair_evidence
 from distillwatch.link.components import OUTPUT as COMPONENTS
-from distillwatch.link.edges import support_edges
+from distillwatch.link.edges import account_numbers, named_components, support_edges
 from distillwatch.link.pairs_sql import (
+    EDGE_NUMBERS,
     EDGES,
     IDS,
     PAIRS,
@@ -36,8 +36,9 @@ def link_accounts(engine: Engine, settings: LinkSettings,
                   on_scaffold_uses: Callable[[], None] | None = None) -> EngineFrame:
     """Cluster the accounts of ``__dw__features`` / ``__dw__accounts``.
 
-    Leaves ``__dw__link_tokens``, ``__dw__link_ids``, ``__dw__link_pairs`` and
-    ``__dw__link_edges`` in the engine for the evidence of the score stage.
+    Leaves ``__dw__link_tokens``, ``__dw__link_ids``, ``__dw__link_pairs``,
+    ``__dw__link_edges`` and ``__dw__link_edge_numbers`` in the engine for the score stage
+    (its evidence, and its campaign split: ``link.edges.components_within``).
 
     Args:
         engine: Holds the scan's features and accounts.
@@ -77,7 +78,7 @@ def link_accounts(engine: Engine, settings: LinkSettings,
     nodes, labels = support_edges(engine, engine.frame(IDS).count(),
                                   settings.edge_min_support)
     _run(engine, [named_edge_sql()])
-    tidy(TOKENS, IDS, PAIRS, EDGES)
+    tidy(TOKENS, IDS, PAIRS, EDGES, EDGE_NUMBERS)
     return _components(engine, nodes, labels)
 
 
@@ -86,13 +87,8 @@ def _components(engine: Engine, nodes: np.ndarray, labels: np.ndarray) -> Engine
     component), from the components counted on the driver by number (``link.edges``): the
     relational version (``link.components``) joined 81M directed edges of id strings a
     round and spilled tens of GB on 31.6M exchanges of `stress`."""
-    ids = engine.fetch_arrow(f"SELECT id, account_id FROM {IDS}", "link: account ids")
-    names = pa.array(np.empty(0, dtype=object), pa.string())
-    if ids.num_rows:
-        order = np.argsort(ids["id"].to_numpy())
-        names = ids["account_id"].combine_chunks().take(pa.array(order))
-    frame = engine.register(COMPONENTS, pa.table({
-        "node": names.take(pa.array(nodes)), "component": names.take(pa.array(labels))}))
+    frame = engine.register(COMPONENTS, named_components(account_numbers(engine), nodes,
+                                                         labels))
     logger.info("link: %s has %d rows", COMPONENTS, frame.count())
     return frame
 

@@ -1,4 +1,4 @@
-"""The driver's pass over the candidate edges: common-neighbour support and components.
+"""The driver's passes over the edges: common-neighbour support and components.
 
 On 31.6M exchanges of ``stress`` there are 40.7M candidate edges. Fetched at once, with their
 index arrays, thresholds and the kept edges, they added about 3 GB to the scan's peak on top
@@ -7,20 +7,23 @@ of the engine's memory limit, and the peak grew with the window (5.7 GB at 10M e
 (``link.compared.chunk_bounds``): once to fill the adjacency (``link.support.EdgeSupport``),
 once to keep the supported edges, which go into the engine through a sink and into the
 components chunk by chunk. The driver holds the adjacency (accounts x accounts bits) and one
-chunk of edges.
+chunk of edges. The campaign split of the score stage joins the components of the kept edges
+within its parts the same way (:func:`components_within`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pyarrow as pa
 
 from distillwatch.engine import Engine
 from distillwatch.link.compared import CHUNK_PAIRS, chunk_bounds
-from distillwatch.link.pairs_sql import CANDIDATES, EDGE_NUMBERS
+from distillwatch.link.pairs_sql import CANDIDATES, EDGE_NUMBERS, IDS
 from distillwatch.link.support import EDGE_SCHEMA, Components, EdgeSupport, kept_edges
 from distillwatch.workers import cores
 
@@ -48,31 +51,76 @@ def support_edges(engine: Engine, accounts: int, min_support: float,
                                f"SELECT ib AS node FROM {CANDIDATES}", "link: edge ends")
     support = EdgeSupport(np.sort(nodes["node"].to_numpy().astype(np.int64)), accounts,
                           min_support)
-    starts = engine.fetch_arrow(f"SELECT ia, count(*) AS n FROM {CANDIDATES} GROUP BY ia "
-                                "ORDER BY ia", "link: candidate edges per account")
-    bounds = chunk_bounds(starts["ia"].to_numpy(), starts["n"].to_numpy(),
-                          chunk_edges or CHUNK_PAIRS)
-
-    def chunks(columns: str):
-        for lo, hi in bounds:
-            yield engine.fetch_arrow(f"SELECT {columns} FROM {CANDIDATES} "
-                                     f"WHERE ia >= {lo} AND ia < {hi}", "link: edge chunk")
-
-    for chunk in chunks("ia, ib"):
+    bounds, total = ranges(engine, CANDIDATES, chunk_edges)
+    for chunk in read_ranges(engine, CANDIDATES, "ia, ib", bounds):
         support.add(*_ends(chunk))
     support.seal()
     components, threads = Components(accounts), cores()
     with engine.sink(EDGE_NUMBERS, EDGE_SCHEMA) as kept_out, \
             ThreadPoolExecutor(threads) as pool:
-        for chunk in chunks("ia, ib, strength"):
+        for chunk in read_ranges(engine, CANDIDATES, "ia, ib, strength", bounds):
             ia, ib = _ends(chunk)
             kept, common = support.supported(ia, ib, pool, threads)
             kept_out.write(kept_edges(ia, ib, chunk["strength"], kept, common))
             components.join(ia[kept], ib[kept])
     logger.info("link: %d of %d candidate edges supported, %d chunks (%.0f s)",
-                kept_out.rows, int(np.sum(starts["n"].to_numpy())), len(bounds),
-                time.monotonic() - began)
+                kept_out.rows, total, len(bounds), time.monotonic() - began)
     return components.labels()
+
+
+def components_within(engine: Engine, part: np.ndarray, chunk_edges: int | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The components of the kept edges (``__dw__link_edge_numbers``) whose two ends lie in
+    the same part.
+
+    Args:
+        engine: Holds ``__dw__link_edge_numbers``.
+        part: The part of each account number (-1: in none; its edges are left out).
+        chunk_edges: Edges read at once (default ``link.compared.CHUNK_PAIRS``).
+
+    Returns:
+        (nodes, labels), as :meth:`link.support.Components.labels`.
+    """
+    components = Components(len(part))
+    bounds, _ = ranges(engine, EDGE_NUMBERS, chunk_edges)
+    for chunk in read_ranges(engine, EDGE_NUMBERS, "ia, ib", bounds):
+        ia, ib = _ends(chunk)
+        within = (part[ia] == part[ib]) & (part[ia] >= 0)
+        components.join(ia[within], ib[within])
+    return components.labels()
+
+
+def account_numbers(engine: Engine) -> pa.Array:
+    """The account id of each account number of ``__dw__link_ids`` (position = number)."""
+    ids = engine.fetch_arrow(f"SELECT id, account_id FROM {IDS}", "link: account ids")
+    if not ids.num_rows:
+        return pa.array([], pa.string())
+    return ids["account_id"].combine_chunks().take(pa.array(np.argsort(ids["id"].to_numpy())))
+
+
+def named_components(names: pa.Array, nodes: np.ndarray, labels: np.ndarray) -> pa.Table:
+    """``node``, ``component`` as account ids (``names``: :func:`account_numbers`)."""
+    return pa.table({"node": names.take(pa.array(nodes)),
+                     "component": names.take(pa.array(labels))})
+
+
+def ranges(engine: Engine, table: str, per_chunk: int | None = None
+           ) -> tuple[list[tuple[int, int]], int]:
+    """Ranges of first-account numbers (``ia``) holding about ``per_chunk`` rows of
+    ``table`` each (``link.compared.chunk_bounds``), and the rows in all."""
+    starts = engine.fetch_arrow(f"SELECT ia, count(*) AS n FROM {table} GROUP BY ia "
+                                "ORDER BY ia", f"link: rows of {table} per account")
+    counts = starts["n"].to_numpy()
+    return (chunk_bounds(starts["ia"].to_numpy(), counts, per_chunk or CHUNK_PAIRS),
+            int(np.sum(counts)))
+
+
+def read_ranges(engine: Engine, table: str, columns: str, bounds: list[tuple[int, int]]
+                ) -> Iterator[pa.Table]:
+    """``columns`` of ``table``, one range of first-account numbers at a time."""
+    for lo, hi in bounds:
+        yield engine.fetch_arrow(f"SELECT {columns} FROM {table} WHERE ia >= {lo} AND ia < {hi}",
+                                 f"link: a range of {table}")
 
 
 def _ends(chunk) -> tuple[np.ndarray, np.ndarray]:
