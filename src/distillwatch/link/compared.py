@@ -59,6 +59,17 @@ def chunk_bounds(first: np.ndarray, counts: np.ndarray, per_chunk: int) -> list[
     return bounds
 
 
+def ranges(engine: Engine, table: str, per_chunk: int | None = None
+           ) -> tuple[list[tuple[int, int]], int]:
+    """Ranges of first-account numbers (``ia``) holding about ``per_chunk`` rows of
+    ``table`` each (:func:`chunk_bounds`), and the rows in all."""
+    starts = engine.fetch_arrow(f"SELECT ia, count(*) AS n FROM {table} GROUP BY ia "
+                                "ORDER BY ia", f"link: rows of {table} per account")
+    counts = starts["n"].to_numpy()
+    return (chunk_bounds(starts["ia"].to_numpy(), counts, per_chunk or CHUNK_PAIRS),
+            int(np.sum(counts)))
+
+
 def pair_evidence(engine: Engine, chunk_pairs: int | None = None) -> list[tuple[int, int]]:
     """Register ``__dw__link_large_shared`` and ``__dw__link_co_active`` for the compared
     pairs; returns the ranges of first-account numbers they were read in (``chunk_bounds``).
@@ -78,11 +89,7 @@ def pair_evidence(engine: Engine, chunk_pairs: int | None = None) -> list[tuple[
         f"WHERE kind NOT IN ({bursts})", "link: large tokens"), accounts)
     active = ActiveBuckets(engine.fetch_arrow(
         f"SELECT id AS holder, bucket FROM {BUCKETS}", "link: active buckets"), accounts)
-    starts = engine.fetch_arrow(f"SELECT ia, count(*) AS n FROM {COMPARED} GROUP BY ia "
-                                "ORDER BY ia", "link: pairs per account")
-    bounds = chunk_bounds(starts["ia"].to_numpy(), starts["n"].to_numpy(),
-                          chunk_pairs or CHUNK_PAIRS)
-    total = int(np.sum(starts["n"].to_numpy())) if starts.num_rows else 0
+    bounds, total = ranges(engine, COMPARED, chunk_pairs)
     began, done, threads = time.monotonic(), 0, cores()
     with engine.sink(LARGE_SHARED, LARGE_SHARED_SCHEMA) as shared, \
             engine.sink(CO_ACTIVE, CO_ACTIVE_SCHEMA) as together, \

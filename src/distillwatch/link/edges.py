@@ -4,7 +4,7 @@ On 31.6M exchanges of ``stress`` there are 40.7M candidate edges. Fetched at onc
 index arrays, thresholds and the kept edges, they added about 3 GB to the scan's peak on top
 of the engine's memory limit, and the peak grew with the window (5.7 GB at 10M exchanges,
 8.5 GB at 31.6M). Here they are read twice in ranges of their first account's number
-(``link.compared.chunk_bounds``): once to fill the adjacency (``link.support.EdgeSupport``),
+(``link.compared.ranges``): once to fill the adjacency (``link.support.EdgeSupport``),
 once to keep the supported edges, which go into the engine through a sink and into the
 components chunk by chunk. The driver holds the adjacency (accounts x accounts bits) and one
 chunk of edges. The campaign split of the score stage joins the components of the kept edges
@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from distillwatch.engine import Engine
-from distillwatch.link.compared import CHUNK_PAIRS, chunk_bounds
+from distillwatch.link.compared import ranges
 from distillwatch.link.pairs_sql import CANDIDATES, EDGE_NUMBERS, IDS
 from distillwatch.link.support import EDGE_SCHEMA, Components, EdgeSupport, kept_edges
 from distillwatch.workers import cores
@@ -102,17 +102,6 @@ def named_components(names: pa.Array, nodes: np.ndarray, labels: np.ndarray) -> 
     """``node``, ``component`` as account ids (``names``: :func:`account_numbers`)."""
     return pa.table({"node": names.take(pa.array(nodes)),
                      "component": names.take(pa.array(labels))})
-
-
-def ranges(engine: Engine, table: str, per_chunk: int | None = None
-           ) -> tuple[list[tuple[int, int]], int]:
-    """Ranges of first-account numbers (``ia``) holding about ``per_chunk`` rows of
-    ``table`` each (``link.compared.chunk_bounds``), and the rows in all."""
-    starts = engine.fetch_arrow(f"SELECT ia, count(*) AS n FROM {table} GROUP BY ia "
-                                "ORDER BY ia", f"link: rows of {table} per account")
-    counts = starts["n"].to_numpy()
-    return (chunk_bounds(starts["ia"].to_numpy(), counts, per_chunk or CHUNK_PAIRS),
-            int(np.sum(counts)))
 
 
 def read_ranges(engine: Engine, table: str, columns: str, bounds: list[tuple[int, int]]
