@@ -108,8 +108,9 @@ class LargeTokens:
             hit = np.flatnonzero(counts > 0)
             parts.append(pa.table({
                 "ia": pa.array(left[hit], pa.int32()), "ib": pa.array(right[hit], pa.int32()),
-                "kind": pa.array([kind] * len(hit), pa.string()),
-                "family": pa.array([family] * len(hit), pa.string()),
+                # Built in Arrow: from a Python list, 0.6 s per 4M rows and column.
+                "kind": pa.repeat(pa.scalar(kind, pa.string()), len(hit)),
+                "family": pa.repeat(pa.scalar(family, pa.string()), len(hit)),
                 "idf_sum": pa.array(sums[hit]), "burst": pa.array(np.zeros(len(hit))),
                 "tokens": pa.array(counts[hit], pa.int64())}, schema=LARGE_SHARED_SCHEMA))
         return pa.concat_tables(parts)
