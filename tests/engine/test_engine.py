@@ -121,3 +121,39 @@ def test_an_empty_sink_gives_an_empty_table_of_its_schema(engine):
     with engine.sink("__dw__nothing", SINK_SCHEMA):
         pass
     assert engine.fetch_arrow("SELECT * FROM __dw__nothing").schema == SINK_SCHEMA
+
+
+def _limit(engine) -> int:
+    from distillwatch.engine.duckdb import size_bytes
+
+    return size_bytes(engine.connection.execute(
+        "SELECT current_setting('memory_limit')").fetchall()[0][0])
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("5GB", 5_000_000_000), ("512MB", 512_000_000), ("4.6 GiB", int(4.6 * 2**30)),
+    ("1000B", 1000), ("2 TiB", 2 * 2**40), ("lots", None), ("5 parsecs", None)])
+def test_sizes_are_read_in_duckdbs_units(text, expected):
+    from distillwatch.engine.duckdb import size_bytes
+
+    assert size_bytes(text) == expected
+
+
+def test_duckdb_lends_memory_to_the_driver_and_takes_it_back(tmp_path):
+    # A held table larger than the lowered limit is written out and read back whole.
+    from distillwatch.engine import DuckDBEngine
+
+    engine = DuckDBEngine(tmp_path / "lend.duckdb", memory_limit="400MB")
+    try:
+        engine.execute("CREATE TEMP TABLE held AS SELECT range AS n, md5(CAST(range AS VARCHAR))"
+                       " AS h FROM range(3000000)")
+        assert engine.memory_limit == 400_000_000
+        with engine.lend_memory(150_000_000):
+            assert 240_000_000 < _limit(engine) < 260_000_000
+        assert 390_000_000 < _limit(engine) < 410_000_000
+        with engine.lend_memory(10**12):  # never below half the limit
+            assert 190_000_000 < _limit(engine) < 210_000_000
+        assert engine.fetch_arrow("SELECT count(DISTINCT h) AS n FROM held").to_pylist() == \
+            [{"n": 3000000}]
+    finally:
+        engine.close()

@@ -25,7 +25,10 @@ KEY_FILE_OPTION = typer.Option(
 )
 
 MEMORY_LIMIT_OPTION = typer.Option(
-    None, "--memory-limit", help="DuckDB memory limit, e.g. 8GB (larger work spills to disk).")
+    None, "--memory-limit",
+    help="DuckDB memory limit, e.g. 8GB (larger work spills to disk). The scan's passes on the "
+         "driver borrow up to 1.5 GB of it, so the process stays about 1 GB above it whatever "
+         "the window (31.6M exchanges under 5GB: peak RSS 6.0 GB).")
 
 WORKERS_OPTION = typer.Option(
     None, "--workers", min=1,

@@ -162,6 +162,15 @@ class Engine(ABC):
         yield out
         out.close()
 
+    @contextmanager
+    def lend_memory(self, nbytes: int) -> Iterator[None]:
+        """Lend ``nbytes`` of the engine's memory budget to the driver for the block: a
+        stage that fetches chunks and works on them in this process (the link stage's
+        passes over pairs and edges) would otherwise add its working set on top of an
+        engine already at its limit. Engines whose memory is not this process's, or that
+        cannot change it, lend nothing."""
+        yield
+
     def adopt(self, name: str) -> EngineFrame:
         """A durable table that already exists in the database, held under its own name."""
         return self._remember(name, name)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -9,6 +13,20 @@ import pyarrow as pa
 
 from distillwatch.engine.base import Engine
 from distillwatch.engine.dialects import Dialect
+
+logger = logging.getLogger(__name__)
+# DuckDB's size units: KB, MB, ... count in thousands, KiB, MiB, ... in 1024s.
+_UNITS = {"": 1, "b": 1, "bytes": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6,
+          "g": 10**9, "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20,
+          "gib": 2**30, "tib": 2**40}
+
+
+def size_bytes(text: str) -> int | None:
+    """``"5GB"``, ``"4.6 GiB"``, ``"512MB"`` in bytes (None: not a size DuckDB writes)."""
+    found = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", text)
+    if not found or found.group(2).lower() not in _UNITS:
+        return None
+    return int(float(found.group(1)) * _UNITS[found.group(2).lower()])
 
 
 class DuckDBEngine(Engine):
@@ -36,8 +54,34 @@ class DuckDBEngine(Engine):
         if threads:
             self.connection.execute(f"SET threads = {int(threads)}")
         self.connection.execute("SET preserve_insertion_order = false")
+        # In bytes, for lend_memory (DuckDB's own setting is rounded: "4.6 GiB").
+        self.memory_limit = size_bytes(memory_limit or self.connection.execute(
+            "SELECT current_setting('memory_limit')").fetchall()[0][0])
 
     appends_in_place = True
+
+    @contextmanager
+    def lend_memory(self, nbytes: int) -> Iterator[None]:
+        """Lower DuckDB's memory limit by ``nbytes`` (to half of it at most) for the block:
+        DuckDB writes what it holds beyond the lower limit to its temporary directory and
+        gives the memory back (2.2 -> 1.1 GB of RSS in 0.9 s for a table of 40M rows), so
+        the driver's chunks fit in the budget the user set. On 31.6M exchanges of `stress`
+        the driver's passes ran 1-1.5 GB above a DuckDB at its 5 GB limit."""
+        if not self.memory_limit or nbytes <= 0:
+            yield
+            return
+        lowered = max(self.memory_limit // 2, self.memory_limit - nbytes)
+        try:
+            self.connection.execute(f"SET memory_limit = '{lowered}B'")
+        except duckdb.Error as error:  # what it holds cannot be written out (no temp dir)
+            logger.warning("DuckDB could not lend %d bytes to the driver, which works on "
+                           "top of DuckDB's limit: %s", nbytes, error)
+            yield
+            return
+        try:
+            yield
+        finally:
+            self.connection.execute(f"SET memory_limit = '{self.memory_limit}B'")
 
     def _execute(self, sql: str) -> None:
         self.connection.execute(sql)

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from distillwatch.engine import Engine
-from distillwatch.link.compared import ranges
+from distillwatch.link.compared import CHUNK_PAIRS, DRIVER_BYTES_PER_PAIR, ranges
 from distillwatch.link.pairs_sql import CANDIDATES, EDGE_NUMBERS, IDS
 from distillwatch.link.support import EDGE_SCHEMA, Components, EdgeSupport, kept_edges
 from distillwatch.workers import cores
@@ -46,6 +46,12 @@ def support_edges(engine: Engine, accounts: int, min_support: float,
         (nodes, labels): every account number with a kept edge, ascending, and the smallest
         account number of its component (``link.support.Components.labels``).
     """
+    with engine.lend_memory(DRIVER_BYTES_PER_PAIR * (chunk_edges or CHUNK_PAIRS)):
+        return _support_edges(engine, accounts, min_support, chunk_edges)
+
+
+def _support_edges(engine: Engine, accounts: int, min_support: float,
+                   chunk_edges: int | None) -> tuple[np.ndarray, np.ndarray]:
     began = time.monotonic()
     nodes = engine.fetch_arrow(f"SELECT ia AS node FROM {CANDIDATES} UNION "
                                f"SELECT ib AS node FROM {CANDIDATES}", "link: edge ends")
