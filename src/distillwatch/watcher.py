@@ -380,6 +380,7 @@ WHERE t.family IN ({", ".join(f"'{f}'" for f in DENSE_FAMILIES)})
         cluster splits (at most three rounds); the edges are read by account number, chunk by
         chunk, and joined on the driver (``link.edges.components_within``).
         """
+        names, number_of = None, {}
         for _ in range(3):
             stats = self._cluster_scores(cluster, exchanges, families)
             part = np.where(cluster >= 0, cluster * 2, -1)
@@ -398,8 +399,9 @@ WHERE t.family IN ({", ".join(f"'{f}'" for f in DENSE_FAMILIES)})
                 return cluster
             logger.info("campaign split: %d of %d clusters hold accounts without their "
                         "signature", split, len(stats))
-            names = account_numbers(self.engine)
-            number_of = {name: number for number, name in enumerate(names.to_pylist())}
+            if names is None:  # read once, on the first round that splits
+                names = account_numbers(self.engine)
+                number_of = {name: number for number, name in enumerate(names.to_pylist())}
             part_of = np.full(len(names), -1, dtype=np.int64)
             for row in np.flatnonzero(part >= 0):
                 part_of[number_of[str(ids[row])]] = part[row]

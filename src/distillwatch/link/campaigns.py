@@ -36,9 +36,10 @@ def link_accounts(engine: Engine, settings: LinkSettings,
                   on_scaffold_uses: Callable[[], None] | None = None) -> EngineFrame:
     """Cluster the accounts of ``__dw__features`` / ``__dw__accounts``.
 
-    Leaves ``__dw__link_tokens``, ``__dw__link_ids``, ``__dw__link_pairs``,
-    ``__dw__link_edges`` and ``__dw__link_edge_numbers`` in the engine for the score stage
-    (its evidence, and its campaign split: ``link.edges.components_within``).
+    Leaves in the engine ``__dw__link_tokens``, ``__dw__link_ids`` and ``__dw__link_pairs``
+    (the score stage's evidence), ``__dw__link_edge_numbers`` (its campaign split:
+    ``link.edges.components_within``) and ``__dw__link_edges`` (the kept edges by account
+    id, for inspection).
 
     Args:
         engine: Holds the scan's features and accounts.
