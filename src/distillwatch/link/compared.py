@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -75,6 +76,14 @@ def ranges(engine: Engine, table: str, per_chunk: int | None = None
             int(np.sum(counts)))
 
 
+def read_ranges(engine: Engine, table: str, columns: str, bounds: list[tuple[int, int]]
+                ) -> Iterator[pa.Table]:
+    """``columns`` of ``table``, one range of first-account numbers at a time."""
+    for lo, hi in bounds:
+        yield engine.fetch_arrow(f"SELECT {columns} FROM {table} WHERE ia >= {lo} AND ia < {hi}",
+                                 f"link: a range of {table}")
+
+
 def pair_evidence(engine: Engine, chunk_pairs: int | None = None) -> list[tuple[int, int]]:
     """Register ``__dw__link_large_shared`` and ``__dw__link_co_active`` for the compared
     pairs; returns the ranges of first-account numbers they were read in (``chunk_bounds``).
@@ -100,10 +109,8 @@ def pair_evidence(engine: Engine, chunk_pairs: int | None = None) -> list[tuple[
             engine.sink(LARGE_SHARED, LARGE_SHARED_SCHEMA) as shared, \
             engine.sink(CO_ACTIVE, CO_ACTIVE_SCHEMA) as together, \
             ThreadPoolExecutor(threads) as pool:
-        for number, (lo, hi) in enumerate(bounds, 1):
-            chunk = engine.fetch_arrow(f"SELECT ia, ib FROM {COMPARED} "
-                                       f"WHERE ia >= {lo} AND ia < {hi}", "link: pair chunk")
-            left, right = (_numbers(chunk[end]) for end in ("ia", "ib"))
+        for number, chunk in enumerate(read_ranges(engine, COMPARED, "ia, ib", bounds), 1):
+            left, right = pair_ends(chunk)
             shared.write(pa.concat_tables(
                 on_slices(pool, threads, large.evidence, left, right)))
             together.write(pa.concat_tables(
@@ -116,5 +123,6 @@ def pair_evidence(engine: Engine, chunk_pairs: int | None = None) -> list[tuple[
     return bounds
 
 
-def _numbers(column: pa.ChunkedArray) -> np.ndarray:
-    return column.to_numpy().astype(np.int64)
+def pair_ends(chunk: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """The ``ia`` and ``ib`` columns of a chunk of pairs, as int64 arrays."""
+    return chunk["ia"].to_numpy().astype(np.int64), chunk["ib"].to_numpy().astype(np.int64)

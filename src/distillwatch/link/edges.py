@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
 
 from distillwatch.engine import Engine
-from distillwatch.link.compared import CHUNK_PAIRS, DRIVER_BYTES_PER_PAIR, ranges
+from distillwatch.link.compared import (
+    CHUNK_PAIRS,
+    DRIVER_BYTES_PER_PAIR,
+    pair_ends,
+    ranges,
+    read_ranges,
+)
 from distillwatch.link.pairs_sql import CANDIDATES, EDGE_NUMBERS, IDS
 from distillwatch.link.support import EDGE_SCHEMA, Components, EdgeSupport, kept_edges
 from distillwatch.workers import cores
@@ -59,13 +64,13 @@ def _support_edges(engine: Engine, accounts: int, min_support: float,
                           min_support)
     bounds, total = ranges(engine, CANDIDATES, chunk_edges)
     for chunk in read_ranges(engine, CANDIDATES, "ia, ib", bounds):
-        support.add(*_ends(chunk))
+        support.add(*pair_ends(chunk))
     support.seal()
     components, threads = Components(accounts), cores()
     with engine.sink(EDGE_NUMBERS, EDGE_SCHEMA) as kept_out, \
             ThreadPoolExecutor(threads) as pool:
         for chunk in read_ranges(engine, CANDIDATES, "ia, ib, strength", bounds):
-            ia, ib = _ends(chunk)
+            ia, ib = pair_ends(chunk)
             kept, common = support.supported(ia, ib, pool, threads)
             kept_out.write(kept_edges(ia, ib, chunk["strength"], kept, common))
             components.join(ia[kept], ib[kept])
@@ -90,7 +95,7 @@ def components_within(engine: Engine, part: np.ndarray, chunk_edges: int | None 
     components = Components(len(part))
     bounds, _ = ranges(engine, EDGE_NUMBERS, chunk_edges)
     for chunk in read_ranges(engine, EDGE_NUMBERS, "ia, ib", bounds):
-        ia, ib = _ends(chunk)
+        ia, ib = pair_ends(chunk)
         within = (part[ia] == part[ib]) & (part[ia] >= 0)
         components.join(ia[within], ib[within])
     return components.labels()
@@ -108,15 +113,3 @@ def named_components(names: pa.Array, nodes: np.ndarray, labels: np.ndarray) -> 
     """``node``, ``component`` as account ids (``names``: :func:`account_numbers`)."""
     return pa.table({"node": names.take(pa.array(nodes)),
                      "component": names.take(pa.array(labels))})
-
-
-def read_ranges(engine: Engine, table: str, columns: str, bounds: list[tuple[int, int]]
-                ) -> Iterator[pa.Table]:
-    """``columns`` of ``table``, one range of first-account numbers at a time."""
-    for lo, hi in bounds:
-        yield engine.fetch_arrow(f"SELECT {columns} FROM {table} WHERE ia >= {lo} AND ia < {hi}",
-                                 f"link: a range of {table}")
-
-
-def _ends(chunk) -> tuple[np.ndarray, np.ndarray]:
-    return (chunk["ia"].to_numpy().astype(np.int64), chunk["ib"].to_numpy().astype(np.int64))
