@@ -126,13 +126,15 @@ def raw_limits(folder: Path, numbers: list[int] | None = None) -> dict:
 
 
 def fingerprint_rate(folder: Path, numbers: list[int] | None = None) -> float:
-    """``features_from_arrow`` alone on one core: exchanges per CPU second."""
+    """``features_from_arrow`` alone on one core, in ingest's batches: exchanges per CPU
+    second."""
     from distillwatch.fingerprint.features import features_from_arrow
+    from distillwatch.ingest.batches import BATCH_ROWS
 
     sample = sample_parts(folder, numbers)
     rows, seconds = 0, 0.0
     for part in sample:
-        for batch in pq.ParquetFile(part).iter_batches(batch_size=20_000):
+        for batch in pq.ParquetFile(part).iter_batches(batch_size=BATCH_ROWS):
             started = time.process_time()
             features_from_arrow(batch, KEY)
             seconds += time.process_time() - started

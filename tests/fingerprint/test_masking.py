@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from distillwatch.fingerprint.masking import mask, masked_excerpt, skeleton_lines
+import pyarrow as pa
+
+from distillwatch.fingerprint.masking import mask, mask_texts, masked_excerpt, skeleton_lines
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -14,9 +16,19 @@ from distillwatch.fingerprint.masking import mask, masked_excerpt, skeleton_line
     ("Fix:\n```python\nprint(1)\n```\nthanks", "Fix:\n<CODE>\nthanks"),
     ("id 123e4567-e89b-12d3-a456-426614174000 on 2026-04-20", "id <ID> on <NUM>"),
     ("unterminated ```code block", "unterminated <CODE>"),
+    ("Answer\tin  three   words:\t\tnow", "Answer in three words: now"),
+    ('Rate  "the  answer"  from 1 to\t10', "Rate <QUOTE> from <NUM> to <NUM>"),
 ])
 def test_mask(text, expected):
     assert mask(text) == expected
+
+
+def test_a_batch_masks_each_text_as_alone():
+    # Each rule runs only on the texts holding its trigger; the others must come out as alone.
+    batch = ["plain words only", "two  spaces and\ttab", "see www.x.io  now", "",
+             "Call 555 1234", "a \"quoted  text\" here"]
+    assert mask_texts(pa.array(batch)).to_pylist() == [mask(text) for text in batch]
+    assert mask_texts(pa.array(batch))[1].as_py() == "two spaces and tab"
 
 
 def test_two_prompts_of_one_template_share_their_skeleton():

@@ -100,14 +100,12 @@ def hash_values(key: bytes, domain: bytes, values: pa.Array,
         known = _remembered.setdefault((key, domain, transform), {})
         if len(known) > REMEMBERED:
             known.clear()
-
-        def recalled(data: bytes | None) -> int:
-            value = known.get(data)
-            if value is None:
-                value = known[data] = one(data)
-            return value
-
-        return np.fromiter(map(recalled, data), dtype=np.uint64, count=len(data))
+        # Most values are known: look them all up at C speed, then hash the others.
+        found = list(map(known.get, data))
+        for index in [i for i, value in enumerate(found) if value is None]:
+            value = data[index]
+            found[index] = known[value] = one(value)
+        return np.fromiter(found, dtype=np.uint64, count=len(data))
     return np.fromiter(map(one, data), dtype=np.uint64, count=len(data))
 
 

@@ -22,9 +22,9 @@ import pyarrow.compute as pc
 
 from distillwatch.fingerprint.arrays import flat_values, list_offsets, texts
 
-# (pattern, placeholder, trigger): RE2 syntax, applied in order (those with a trigger first),
-# each only to the texts that contain its trigger (a cheap search first: most prompts have no
-# code, URL or quote). Runs of spaces and tabs become one space (a single space is left alone:
+# (pattern, placeholder, trigger): RE2 syntax, applied in order, each only to the texts that
+# contain its trigger (a cheap search first: most prompts have no code, URL or quote, and few a
+# run of spaces). Runs of spaces and tabs become one space (a single space is left alone:
 # replacing it with itself would cost a substitution per word).
 _RULES: tuple[tuple[str, str, str | None], ...] = (
     (r"(?s)```.*?(?:```|\z)", "<CODE>", "```"),
@@ -34,8 +34,10 @@ _RULES: tuple[tuple[str, str, str | None], ...] = (
     (r"(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", "<ID>",
      r"(?i)[0-9a-f]{8}-"),
     (r"\b\d+(?:[.,:/-]\d+)*\b", "<NUM>", None),
-    (r"[ \t]{2,}|\t", " ", None),
+    (r"[ \t]{2,}|\t", " ", r"[ \t]{2}|\t"),
 )
+# The first rules' triggers are searched for at once: texts with none of them skip them all.
+_FIRST = 5
 # A line much longer than a frame line is payload (a pasted document, a task statement).
 PAYLOAD_LINE_WORDS = 60
 PAYLOAD = "<TEXT>"
@@ -45,22 +47,31 @@ EXCERPT_CHARS = 160
 def mask_texts(values: pa.Array) -> pa.Array:
     """The masked skeleton of every text (payload-like spans replaced by placeholders)."""
     masked = texts(values)
-    # The rules with a trigger come first, and a placeholder never makes a trigger (it holds
-    # none and sits between < and >), so the texts without any trigger skip them all.
-    triggered = [rule for rule in _RULES if rule[2] is not None]
+    # A placeholder never makes a trigger (it holds none and sits between < and >), so the
+    # texts without any of the first rules' triggers skip them all.
+    first = _RULES[:_FIRST]
     any_trigger = pc.match_substring_regex(
-        masked, "|".join(f"(?:{trigger})" for _, _, trigger in triggered))
+        masked, "|".join(f"(?:{trigger})" for _, _, trigger in first))
     if pc.any(any_trigger).as_py():
         chosen = masked.filter(any_trigger)
-        for pattern, placeholder, trigger in triggered:
-            hit = pc.match_substring_regex(chosen, trigger)
-            if pc.any(hit).as_py():
-                replaced = pc.replace_substring_regex(chosen.filter(hit), pattern, placeholder)
-                chosen = pc.replace_with_mask(chosen, hit, replaced)
+        for rule in first:
+            chosen = _replaced(chosen, *rule)
         masked = pc.replace_with_mask(masked, any_trigger, chosen)
-    for pattern, placeholder, _ in _RULES[len(triggered):]:
-        masked = pc.replace_substring_regex(masked, pattern, placeholder)
+    for rule in _RULES[_FIRST:]:
+        masked = _replaced(masked, *rule)
     return pc.utf8_trim_whitespace(masked)
+
+
+def _replaced(values: pa.Array, pattern: str, placeholder: str, trigger: str | None
+              ) -> pa.Array:
+    """``values`` with ``pattern`` replaced, searched only in the texts holding ``trigger``."""
+    if trigger is None:
+        return pc.replace_substring_regex(values, pattern, placeholder)
+    hit = pc.match_substring_regex(values, trigger)
+    if not pc.any(hit).as_py():
+        return values
+    replaced = pc.replace_substring_regex(values.filter(hit), pattern, placeholder)
+    return pc.replace_with_mask(values, hit, replaced)
 
 
 def skeletons(masked: pa.Array) -> pa.ListArray:
