@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 import pyarrow as pa
+import pytest
 
 from distillwatch.fingerprint.masking import mask, mask_texts, masked_excerpt, skeleton_lines
 
