@@ -31,6 +31,7 @@ from distillwatch.link.expand_sql import (
 )
 from distillwatch.link.fraudar import FAMILIES as DENSE_FAMILIES
 from distillwatch.link.fraudar import background_density, dense_blocks
+from distillwatch.link.tokens_sql import PART_EXCHANGES
 from distillwatch.profile.features_sql import (
     IDENTITY_OUTPUT,
     account_feature_sqls,
@@ -38,7 +39,6 @@ from distillwatch.profile.features_sql import (
     account_window_sqls,
 )
 from distillwatch.profile.templates_sql import OUTPUT as TEMPLATES_OUTPUT
-from distillwatch.profile.templates_sql import PART_EXCHANGES as TEMPLATE_PART_EXCHANGES
 from distillwatch.profile.templates_sql import SHARED_KEYS, shared_key_sqls, template_share_sqls
 from distillwatch.report.contract import AccountResult, CampaignResult
 from distillwatch.score.build import build_campaigns
@@ -174,8 +174,7 @@ class Watcher:
 
     # -- scoring -------------------------------------------------------------------------
     def _profile_with_templates(self, exchanges: int) -> dict[str, np.ndarray]:
-        parts = (max(1, -(-exchanges // TEMPLATE_PART_EXCHANGES))
-                 if self.engine.appends_in_place else 1)
+        parts = self.engine.parts_for(exchanges, PART_EXCHANGES)
         self.engine.run_parts(template_share_sqls(self.engine.dialect, parts))
         self.engine.drop(self.engine.frame(SHARED_KEYS))
         pipeline = SqlPipeline()

@@ -194,6 +194,14 @@ class Engine(ABC):
             return frame
         return self._create(pipeline, materialise)
 
+    def parts_for(self, rows: int, rows_per_part: int) -> int:
+        """How many parts (``run_parts``) an aggregation over ``rows`` rows runs in: one per
+        ``rows_per_part`` where the engine appends in place, else one (elsewhere, as on
+        Spark, the engine plans its own partitions and a part costs a whole pass)."""
+        if not self.appends_in_place:
+            return 1
+        return max(1, -(-rows // rows_per_part))
+
     def run_parts(self, parts: list[list[SqlStep]]) -> EngineFrame:
         """Run one pipeline per part, all with the same output and columns, into one table:
         the first part creates it, each later one is inserted into it (an aggregation split

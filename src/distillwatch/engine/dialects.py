@@ -90,6 +90,15 @@ class Dialect:
         raise self._missing("unit_hash")
 
     # -- shared SQL: written once so that every engine reads it the same way ----------------
+    def in_share(self, expression: str, shares: int, number: int) -> str:
+        """A condition true for share ``number`` of ``shares`` of the values of
+        ``expression`` (by ``hash64``): a statement run once per share sees each value once.
+        """
+        if shares == 1:
+            return "TRUE"
+        hashed = self.hash64(expression)
+        return f"((({hashed}) % {shares}) + {shares}) % {shares} = {number}"
+
     def ipv4_prefix(self, expression: str, suffix: str = "") -> str:
         """A dotted IPv4 address with its last octet replaced by ``suffix`` (``''``: the /24
         as ``a.b.c``; ``'.0/24'``: in CIDR form); other text comes back unchanged.

@@ -22,8 +22,8 @@ from distillwatch.link.pairs_sql import (
     named_edge_sql,
     pair_sqls,
 )
+from distillwatch.link.tokens_sql import FEATURES, PART_EXCHANGES, scaffold_use_sqls, token_sqls
 from distillwatch.link.tokens_sql import OUTPUT as TOKENS
-from distillwatch.link.tokens_sql import SCAFFOLD_USE_SOURCES, token_sqls
 from distillwatch.settings import LinkSettings
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def link_accounts(engine: Engine, settings: LinkSettings,
             default each is dropped once read: on 31.6M exchanges of `stress` they were
             hundreds of millions of rows, spilled to disk by DuckDB beyond its memory limit).
         on_scaffold_uses: Called once the per-account counts of scaffold keys
-            (``SCAFFOLD_USE_SOURCES``) exist, before they are dropped: the template share
+            (``SCAFFOLD_USES``) exist, before they are dropped: the template share
             counts its shared keys from them instead of exploding every exchange's keys again.
 
     Returns:
@@ -61,12 +61,14 @@ def link_accounts(engine: Engine, settings: LinkSettings,
 
     pairs = pair_sqls(engine.dialect, settings, disabled_families,
                       clustered=engine.appends_in_place)
+    exchanges = engine.frame(FEATURES).count()
+    uses = engine.run_parts(scaffold_use_sqls(engine.dialect,
+                                              engine.parts_for(exchanges, PART_EXCHANGES)))
+    logger.info("link: %s has %d rows", uses.templated_name, uses.count())
     for steps in token_sqls(engine.dialect, settings):
         _run(engine, steps)
     if on_scaffold_uses is not None:
         on_scaffold_uses()
-    for source in SCAFFOLD_USE_SOURCES:  # counted into __dw__link_scaffold_uses
-        engine.drop(engine.frame(source))
     tidy(TOKENS)
     for steps in (*pairs.compared, *pairs.buckets):
         _run(engine, steps)

@@ -11,7 +11,7 @@ the tasks come from one template.
 from __future__ import annotations
 
 from distillwatch.engine import Dialect, SqlStep
-from distillwatch.link.tokens_sql import TEMPLATE_KEY_SOURCES
+from distillwatch.link.tokens_sql import SCAFFOLD_USES
 
 FEATURES = "__dw__features"
 OUTPUT = "__dw__profile_templates"
@@ -20,22 +20,17 @@ MIN_ACCOUNTS = 3
 MIN_SHARED_KEYS = 2
 
 
-# Exchanges per part of the per-exchange step (``template_share_sqls``).
-PART_EXCHANGES = 4_000_000
-
-
 def shared_key_sqls() -> list[SqlStep]:
     """Steps that build ``__dw__profile_shared_keys`` (key): the frame keys (bands, lines,
     head and tail) that ``MIN_ACCOUNTS`` accounts or more carry.
 
-    Reads the link stage's per-account counts of those keys (``TEMPLATE_KEY_SOURCES``: one
-    row per account and key), so every exchange's keys are exploded and grouped once per scan
-    (run from ``link_accounts(..., on_scaffold_uses=...)``, while they exist).
+    Reads the link stage's per-account counts of scaffold keys (``SCAFFOLD_USES``: one row
+    per account and key, ``templated`` where the key is a frame key), so every exchange's
+    keys are exploded and grouped once per scan (run from ``link_accounts(...,
+    on_scaffold_uses=...)``, while they exist).
     """
-    union = " UNION ALL ".join(f"SELECT account_id, key FROM {name}"
-                               for name in TEMPLATE_KEY_SOURCES)
     return [SqlStep(f"""
-SELECT key FROM (SELECT key, account_id FROM ({union}) u GROUP BY key, account_id) d
+SELECT key FROM {SCAFFOLD_USES} WHERE templated = 1
 GROUP BY key HAVING count(*) >= {MIN_ACCOUNTS}
 """, SHARED_KEYS)]
 
@@ -57,8 +52,7 @@ def template_share_sqls(dialect: Dialect, parts: int = 1) -> list[list[SqlStep]]
     explode = dialect.explode
 
     def part(number: int) -> list[SqlStep]:
-        mine = ("TRUE" if parts == 1 else
-                f"((({dialect.hash64('account_id')}) % {parts}) + {parts}) % {parts} = {number}")
+        mine = dialect.in_share("account_id", parts, number)
         keys = f"""
 SELECT exchange_id, account_id, key FROM (
     SELECT exchange_id, account_id, {explode('band_keys')} AS key FROM {FEATURES} WHERE {mine}
