@@ -33,10 +33,11 @@ from distillwatch.io.arrow_layout import EXCHANGE_ARROW_SCHEMA, to_arrow
 # RFC 3339 date-time with a UTC offset (what ``validate.parse_timestamp`` accepts for sure).
 _RFC3339 = (r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?"
             r"(?:[Zz]|[+-]\d{2}:?\d{2})$")
-# Rows fingerprinted at a time. Each distinct prompt of a batch is fingerprinted once, so a
-# larger batch does less work per row where scripts repeat prompts: on `stress`, 50,000 rows
-# fingerprint ~10 % faster than 20,000, for ~0.6 GB more per worker (~1.6 GB in all).
-BATCH_ROWS = 50_000
+# Rows fingerprinted at a time: large enough that per-call overheads vanish, small enough
+# that a worker's memory stays near 1 GB. (Each distinct prompt of a batch is fingerprinted
+# once; on `stress`, 50,000 rows were 1.5-8 % faster per core than 20,000, for 0.6-0.8 GB
+# more per worker: a two-worker ingest beside DuckDB's 5 GB reached 8.05 GB.)
+BATCH_ROWS = 20_000
 _PARSE = pajson.ParseOptions(explicit_schema=EXCHANGE_ARROW_SCHEMA,
                              unexpected_field_behavior="ignore")
 
