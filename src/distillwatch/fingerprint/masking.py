@@ -36,8 +36,9 @@ _RULES: tuple[tuple[str, str, str | None], ...] = (
     (r"\b\d+(?:[.,:/-]\d+)*\b", "<NUM>", None),
     (r"[ \t]{2,}|\t", " ", r"[ \t]{2}|\t"),
 )
-# The first rules' triggers are searched for at once: texts with none of them skip them all.
-_FIRST = 5
+# The triggers of the rules before the first without one are searched for at once: texts
+# with none of them skip those rules.
+_FIRST = next(i for i, (_, _, trigger) in enumerate(_RULES) if trigger is None)
 # A line much longer than a frame line is payload (a pasted document, a task statement).
 PAYLOAD_LINE_WORDS = 60
 PAYLOAD = "<TEXT>"

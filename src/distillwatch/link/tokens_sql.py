@@ -62,6 +62,13 @@ SCAFFOLD_USES = "__dw__link_scaffold_uses"
 PART_EXCHANGES = 4_000_000
 
 
+def frame_key_columns(dialect: Dialect) -> tuple[str, ...]:
+    """The expressions of ``__dw__features`` that give a prompt's frame keys, one key a row:
+    its MinHash bands and scaffold lines (exploded), its head and its tail."""
+    return (dialect.explode("band_keys"), dialect.explode("line_hashes"), "head_key",
+            "tail_key")
+
+
 def scaffold_use_sqls(dialect: Dialect, parts: int = 1) -> list[list[SqlStep]]:
     """Parts (``Engine.run_parts``) of steps that build ``SCAFFOLD_USES`` (account_id, key,
     uses: the account's exchanges carrying the key, templated: 1 where the key is a frame key
@@ -76,8 +83,8 @@ def scaffold_use_sqls(dialect: Dialect, parts: int = 1) -> list[list[SqlStep]]:
         dialect: The engine's SQL.
         parts: How many shares of the accounts the counts run in.
     """
-    keys = ((dialect.explode("band_keys"), 1), (dialect.explode("line_hashes"), 1),
-            ("head_key", 1), ("tail_key", 1), ("system_hash", 0), ("tools_hash", 0))
+    keys = [(column, 1) for column in frame_key_columns(dialect)]
+    keys += [("system_hash", 0), ("tools_hash", 0)]
 
     def part(number: int) -> list[SqlStep]:
         mine = dialect.in_share("account_id", parts, number)

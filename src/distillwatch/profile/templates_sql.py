@@ -11,7 +11,7 @@ the tasks come from one template.
 from __future__ import annotations
 
 from distillwatch.engine import Dialect, SqlStep
-from distillwatch.link.tokens_sql import SCAFFOLD_USES
+from distillwatch.link.tokens_sql import SCAFFOLD_USES, frame_key_columns
 
 FEATURES = "__dw__features"
 OUTPUT = "__dw__profile_templates"
@@ -49,18 +49,13 @@ def template_share_sqls(dialect: Dialect, parts: int = 1) -> list[list[SqlStep]]
         dialect: The engine's SQL.
         parts: How many shares of the accounts the per-exchange step runs in.
     """
-    explode = dialect.explode
-
     def part(number: int) -> list[SqlStep]:
         mine = dialect.in_share("account_id", parts, number)
+        union = " UNION ALL ".join(
+            f"SELECT exchange_id, account_id, {column} AS key FROM {FEATURES} WHERE {mine}"
+            for column in frame_key_columns(dialect))
         keys = f"""
-SELECT exchange_id, account_id, key FROM (
-    SELECT exchange_id, account_id, {explode('band_keys')} AS key FROM {FEATURES} WHERE {mine}
-    UNION ALL SELECT exchange_id, account_id, {explode('line_hashes')} AS key FROM {FEATURES}
-    WHERE {mine}
-    UNION ALL SELECT exchange_id, account_id, head_key AS key FROM {FEATURES} WHERE {mine}
-    UNION ALL SELECT exchange_id, account_id, tail_key AS key FROM {FEATURES} WHERE {mine}
-) k WHERE key IS NOT NULL
+SELECT exchange_id, account_id, key FROM ({union}) k WHERE key IS NOT NULL
 """
         hits = f"""
 SELECT k.account_id, k.exchange_id
