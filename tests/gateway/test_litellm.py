@@ -192,13 +192,13 @@ def test_adapter_errors_fail_open_or_refuse_with_503_when_fail_closed(tmp_path):
     def broken(*_args):
         raise RuntimeError("adapter bug")
 
-    dw.gateway.state.decision_for = broken
+    dw.gateway.state.check = dw.gateway.state.decision_for = broken
     run(dw.pre_call(uak(), hook_data(CHAT), "acompletion"))  # passes: fail-open
     assert dw.errors == 1
     closed_policy = tmp_path / "closed.yaml"
     closed_policy.write_text("fail_open: false\n")
     closed = enforcer(tmp_path, policy_file=closed_policy)
-    closed.gateway.state.decision_for = broken
+    closed.gateway.state.check = closed.gateway.state.decision_for = broken
     with pytest.raises(Refused) as caught:
         run(closed.pre_call(uak(), hook_data(CHAT), "acompletion"))
     assert caught.value.status == 503 and caught.value.headers["retry-after"] == "1"

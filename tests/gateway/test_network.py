@@ -34,6 +34,10 @@ TRUSTED = ["10.0.0.0/8", "2001:db8::/32"]
     ("10.0.0.5", "203.0.113.7:4711", "203.0.113.7"),
     ("2001:db8::1", "[2001:db8::2]:443, 2a00::1", "2a00::1"),
     ("::ffff:10.0.0.5", "203.0.113.7", "203.0.113.7"),         # IPv4-mapped peer
+    ("10.255.255.255", "203.0.113.7", "203.0.113.7"),          # the trusted network's edge
+    ("11.0.0.0", "203.0.113.7", "11.0.0.0"),                   # just outside it
+    ("10.0.0.5", "203.0.113.7, 010.0.0.9", "10.0.0.5"),        # leading zeros: no address
+    ("10.0.0.5", " 203.0.113.7 ,10.0.0.9 ", "203.0.113.7"),    # spaces around hops
 ])
 def test_forwarded_for_is_walked_through_trusted_hops(peer, forwarded, expected):
     assert ClientAddress(TRUSTED).resolve(peer, forwarded) == expected

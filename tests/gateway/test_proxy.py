@@ -133,6 +133,11 @@ def test_sse_is_relayed_chunk_by_chunk(make_gateway, upstream, api):
             events = upstream.streams[-1]
             assert not upstream.gates[gate].is_set()
         assert not upstream.gates[gate].is_set()  # the last event is still held upstream
+        # The stream is counted from its head on (just after its bytes leave), not only
+        # once it ends.
+        counted = f'distillwatch_gateway_requests_total{{route="{api}",status="200"}} 1.0'
+        wait_for(lambda: counted in gateway.gateway.metrics.render().decode(), timeout=2)
+        assert not upstream.gates[gate].is_set()
         upstream.gates[gate].set()
         for chunk in chunks:
             received += chunk

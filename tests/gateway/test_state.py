@@ -101,6 +101,27 @@ def test_local_state_decisions_and_limits():
     assert asyncio.run(state.get_decision("key:kid-9")).kind == "verify"
 
 
+def test_check_leaves_the_counting_to_count():
+    # The relay checks a request, sends it upstream, then counts it: the check alone must
+    # not count, and what it hands over counts exactly like decision_for does.
+    policy = GatewayPolicy(limits={"account": (RateLimit(10, 2),), "ip": (RateLimit(10, 5),)})
+    state, reference = LocalState(policy), LocalState(policy)
+    now = 100.0
+    for _ in range(3):
+        decision, counted = state.check("a1", None, "1.1.1.1", now)
+        assert decision is None and counted == ("account:a1", None, "ip:1.1.1.1")
+    for step in range(3):
+        decision, counted = state.check("a1", None, "1.1.1.1", now + step)
+        expected = reference.decision_for("a1", None, "1.1.1.1", now + step)
+        assert (decision and decision.kind) == (expected and expected.kind)
+        if counted is not None:
+            state.count(counted, now + step)
+    assert decision.kind == "throttle" and counted is None  # refused: nothing to count
+    assert state.counters.total("requests", "account:a1", 10, now + 2) == 2
+    assert state.counters.total("requests", "ip:1.1.1.1", 10, now + 2) == \
+        reference.counters.total("requests", "ip:1.1.1.1", 10, now + 2) == 2
+
+
 # --- RedisState against the machine's Redis ---------------------------------------------------
 
 FAST = GatewayPolicy(redis_refresh_s=0.1, redis_flush_s=0.02, redis_timeout_s=0.2,

@@ -77,6 +77,10 @@ from distillwatch.gateway.sink import ExchangeSink, Seen, decode_body
 from distillwatch.gateway.state import LocalState, RedisState, StateUnavailable
 
 logger = logging.getLogger(__name__)
+# A request's admission (:meth:`Gateway.admission`): decision kind, seconds to retry after
+# (a rate limit's throttle), the decision's source, the subjects to count against the rate
+# limits once it goes on (None: not counted).
+Admission = tuple[str, "int | None", str, "tuple[str | None, ...] | None"]
 
 API_BY_PATH = {"/v1/chat/completions": "openai_chat", "/v1/responses": "openai_responses",
                "/v1/completions": "openai_completions", "/v1/messages": "anthropic_messages"}
@@ -459,21 +463,33 @@ class Gateway:
 
     def decide(self, account: str | None, key_id: str | None, ip: str | None, now: float
                ) -> tuple[str, int | None]:
-        """The decision in force for a request (counted in the metrics) and, for a rate
-        limit's throttle, the seconds until it lifts; ``unavailable`` under fail-closed while
-        the shared state is unreachable."""
+        """The decision in force for a request (counted in the metrics, and against the rate
+        limits if the request may pass) and, for a rate limit's throttle, the seconds until
+        it lifts; ``unavailable`` under fail-closed while the shared state is unreachable."""
+        admission = self.admission(account, key_id, ip, now)
+        self.admitted(admission, now)
+        return admission[0], admission[1]
+
+    def admission(self, account: str | None, key_id: str | None, ip: str | None, now: float
+                  ) -> Admission:
+        """:meth:`decide` without its bookkeeping, which :meth:`admitted` does: the relay
+        sends the request upstream in between, so that counting it is not in its way."""
         if not self.state.available:
-            self.metrics.decision("unavailable", "state")
-            return "unavailable", None
-        decision = self.state.decision_for(account, key_id, ip, now)
+            return ("unavailable", None, "state", None)
+        decision, counted = self.state.check(account, key_id, ip, now)
         if decision is None:
-            self.metrics.decision("allow", "default")
-            return "allow", None
-        self.metrics.decision(decision.kind, decision.source)
+            return ("allow", None, "default", counted)
         retry = None
         if decision.kind == "throttle" and decision.source == "limit" and decision.expires_at:
             retry = max(1, math.ceil(decision.expires_at - now))
-        return decision.kind, retry
+        return (decision.kind, retry, decision.source, counted)
+
+    def admitted(self, admission: Admission, now: float) -> None:
+        """Count a request's decision in the metrics, and the request against the rate
+        limits if it went on (:meth:`admission`)."""
+        self.metrics.decision(admission[0], admission[2])
+        if admission[3] is not None:
+            self.state.count(admission[3], now)
 
     def observe(self, api: str, account: str | None, key_id: str | None, ip: str | None,
                 user_agent: str | None, body: bytes, now: float) -> dict | None:

@@ -23,10 +23,13 @@ directly.
 
 from __future__ import annotations
 
+import itertools
+from bisect import bisect_left
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
@@ -52,34 +55,88 @@ class _Live:
             yield family
 
 
+class _Tallies:
+    """The request path's counters and histograms as plain numbers, exposed at scrape time.
+
+    ``prometheus_client``'s metric objects take a lock on every update (they may be shared
+    by threads) and cost a few µs a request in all; these are updated by the event loop's
+    thread only, so a dict item or a list slot does, and the registry turns them into
+    metric families when ``/metrics`` is read.
+    """
+
+    def __init__(self) -> None:
+        # name -> (help, label names, {label values: count})
+        self.counters: dict[str, tuple[str, tuple[str, ...], dict[tuple, float]]] = {}
+        # name -> (help, label names, bounds, {label values: [counts per bucket..., sum]})
+        self.histograms: dict[str, tuple[str, tuple[str, ...], tuple[float, ...],
+                                         dict[tuple, list[float]]]] = {}
+
+    def counter(self, name: str, text: str, labels: tuple[str, ...]) -> dict[tuple, float]:
+        """A labelled counter's values (``values[labels] += 1`` counts)."""
+        values: dict[tuple, float] = {}
+        self.counters[name] = (text, labels, values)
+        return values
+
+    def histogram(self, name: str, text: str, labels: tuple[str, ...],
+                  bounds: tuple[float, ...]) -> dict[tuple, list[float]]:
+        """A labelled histogram's rows: per label values, a count per bucket (the last one
+        +Inf), then the sum of the observations (see :func:`observe`)."""
+        rows: dict[tuple, list[float]] = {}
+        self.histograms[name] = (text, labels, bounds, rows)
+        return rows
+
+    def collect(self):
+        for name, (text, labels, values) in self.counters.items():
+            family = CounterMetricFamily(name, text, labels=labels)
+            for key, value in list(values.items()):
+                family.add_metric(key, value)
+            yield family
+        for name, (text, labels, bounds, rows) in self.histograms.items():
+            family = HistogramMetricFamily(name, text, labels=labels)
+            edges = [floatToGoString(bound) for bound in bounds] + ["+Inf"]
+            for key, row in list(rows.items()):
+                cumulative = list(itertools.accumulate(row[:-1]))
+                family.add_metric(key, list(zip(edges, cumulative, strict=True)), row[-1])
+            yield family
+
+
+def observe(rows: dict[tuple, list[float]], bounds: tuple[float, ...], key: tuple,
+            value: float) -> None:
+    """Add one observation to a :meth:`_Tallies.histogram` row."""
+    row = rows.get(key)
+    if row is None:
+        row = rows[key] = [0.0] * (len(bounds) + 2)
+    row[bisect_left(bounds, value)] += 1
+    row[-1] += value
+
+
 class GatewayMetrics:
     """The gateway's metrics and cheap handles to update them on the request path."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter("distillwatch_gateway_requests", "Requests answered",
-                                ["route", "status"], registry=self.registry)
-        self.decisions = Counter("distillwatch_gateway_decisions",
-                                 "Decision applied to each request", ["kind", "source"],
-                                 registry=self.registry)
+        self.tallies = _Tallies()
+        self._requests = self.tallies.counter(
+            "distillwatch_gateway_requests", "Requests answered", ("route", "status"))
+        self._decisions = self.tallies.counter(
+            "distillwatch_gateway_decisions", "Decision applied to each request",
+            ("kind", "source"))
+        self._upstream = self.tallies.histogram(
+            "distillwatch_gateway_upstream_seconds",
+            "Request handed to the HTTP client to its answer's headers (streams) or body (JSON)",
+            ("route",), _LATENCY_BUCKETS)
+        self._overhead = self.tallies.histogram(
+            "distillwatch_gateway_overhead_seconds",
+            "Time in the gateway's own code before and after the upstream call (not the HTTP "
+            "server or client)", ("route",), _OVERHEAD_BUCKETS)
+        self.registry.register(self.tallies)
         self.matcher_hits = Counter("distillwatch_gateway_matcher_hits",
                                     "Decisions set by the online matcher", ["kind"],
                                     registry=self.registry)
-        self.upstream = Histogram("distillwatch_gateway_upstream_seconds",
-                                  "Request handed to the HTTP client to its answer's headers "
-                                  "(streams) or body (JSON)", ["route"],
-                                  buckets=_LATENCY_BUCKETS, registry=self.registry)
-        self.overhead = Histogram("distillwatch_gateway_overhead_seconds",
-                                  "Time in the gateway's own code before and after the "
-                                  "upstream call (not the HTTP server or client)", ["route"],
-                                  buckets=_OVERHEAD_BUCKETS, registry=self.registry)
         self.redis_errors = Counter("distillwatch_gateway_redis_errors", "Failed Redis calls",
                                     registry=self.registry)
         self.live = _Live()
         self.registry.register(self.live)
-        self._requests: dict[tuple[str, int], object] = {}
-        self._decisions: dict[tuple[str, str], object] = {}
-        self._timings: dict[str, tuple[object, object]] = {}
 
     def watch(self, name: str, kind: str, text: str, read: Callable[[], float]) -> None:
         """Report ``read()`` as a counter or gauge ``name`` at every scrape."""
@@ -87,27 +144,20 @@ class GatewayMetrics:
 
     def request(self, route: str, status: int) -> None:
         """Count one answered request."""
-        child = self._requests.get((route, status))
-        if child is None:
-            child = self._requests[(route, status)] = self.requests.labels(route, str(status))
-        child.inc()
+        key = (route, str(status))
+        self._requests[key] = self._requests.get(key, 0.0) + 1.0
 
     def decision(self, kind: str, source: str) -> None:
         """Count the decision applied to one request."""
-        child = self._decisions.get((kind, source))
-        if child is None:
-            child = self._decisions[(kind, source)] = self.decisions.labels(kind, source)
-        child.inc()
+        key = (kind, source)
+        self._decisions[key] = self._decisions.get(key, 0.0) + 1.0
 
     def timing(self, route: str, upstream_s: float | None, overhead_s: float) -> None:
         """Record one request's upstream time (None: not called) and gateway overhead."""
-        children = self._timings.get(route)
-        if children is None:
-            children = self._timings[route] = (self.upstream.labels(route),
-                                               self.overhead.labels(route))
+        key = (route,)
         if upstream_s is not None:
-            children[0].observe(upstream_s)
-        children[1].observe(overhead_s)
+            observe(self._upstream, _LATENCY_BUCKETS, key, upstream_s)
+        observe(self._overhead, _OVERHEAD_BUCKETS, key, overhead_s)
 
     def render(self) -> bytes:
         """The exposition text."""

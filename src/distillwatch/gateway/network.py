@@ -18,6 +18,7 @@ Examples (trusted: ``10.0.0.0/8``)::
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable
 from typing import Any
 
@@ -76,35 +77,41 @@ class ClientAddress:
 
     def __init__(self, trusted: Iterable[str] = ()) -> None:
         self.networks = parse_networks(trusted)
-        self._trusted: dict[str, bool] = {}
-        self._canonical: dict[str, str | None] = {}
+        # Trusted IPv4 networks as (address, mask) integers, for addresses read by the C
+        # fast path (a dotted quad), which needs no ipaddress object.
+        self._v4 = tuple((int(net.network_address), int(net.netmask))
+                         for net in self.networks if net.version == 4)
+        # Hop text as it appears (peer or X-Forwarded-For entry) -> (canonical form or None,
+        # trusted): one parse per address seen, which repeats across requests.
+        self._seen: dict[str, tuple[str | None, bool]] = {}
 
-    def _normalise(self, text: str) -> str | None:
-        # normalise_ip, remembered: peers and forwarded addresses repeat.
-        try:
-            return self._canonical[text]
-        except KeyError:
-            pass
-        found = normalise_ip(text)
-        if len(self._canonical) >= _CACHE_SIZE:
-            self._canonical.clear()
-        self._canonical[text] = found
+    def _lookup(self, text: str) -> tuple[str | None, bool]:
+        found = self._seen.get(text)
+        if found is None:
+            found = self._parse(text)
+            if len(self._seen) >= _CACHE_SIZE:
+                self._seen.clear()
+            self._seen[text] = found
         return found
 
+    def _parse(self, text: str) -> tuple[str | None, bool]:
+        bare = text.strip()
+        try:  # a plain dotted quad (what most hops are): parsed in C
+            packed = socket.inet_pton(socket.AF_INET, bare)
+        except OSError:
+            canonical = normalise_ip(bare)
+            return canonical, canonical is not None and self._in_networks(canonical)
+        value = int.from_bytes(packed, "big")
+        return bare, any(value & mask == network for network, mask in self._v4)
+
+    def _in_networks(self, canonical: str) -> bool:
+        parsed = ipaddress.ip_address(canonical)
+        return any(parsed in network for network in self.networks
+                   if network.version == parsed.version)
+
     def is_trusted(self, address: str) -> bool:
-        """True if ``address`` (canonical form) lies in a trusted network."""
-        known = self._trusted.get(address)
-        if known is None:
-            try:
-                parsed = ipaddress.ip_address(address)
-            except ValueError:
-                return False
-            known = any(parsed in network for network in self.networks
-                        if network.version == parsed.version)
-            if len(self._trusted) >= _CACHE_SIZE:
-                self._trusted.clear()
-            self._trusted[address] = known
-        return known
+        """True if ``address`` lies in a trusted network."""
+        return self._lookup(address)[1]
 
     def resolve(self, peer: str | None, forwarded_for: str | None) -> str | None:
         """The client IP of a request from ``peer`` carrying ``X-Forwarded-For``.
@@ -119,15 +126,16 @@ class ClientAddress:
         """
         if peer is None or not self.networks:
             return peer
-        address = self._normalise(peer) or peer
-        if not forwarded_for or not self.is_trusted(address):
+        canonical, trusted = self._lookup(peer)
+        address = canonical or peer
+        if not forwarded_for or not trusted:
             return address
         for hop in reversed(forwarded_for.split(",")):
-            parsed = self._normalise(hop)
-            if parsed is None:
+            canonical, trusted = self._lookup(hop)
+            if canonical is None:
                 return address
-            address = parsed
-            if not self.is_trusted(address):
+            address = canonical
+            if not trusted:
                 return address
         return address
 

@@ -69,6 +69,11 @@ _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 _READ_CHUNK_LIMIT = 1 << 20  # the client's unsent answer bytes past which upstream reads pause
 
 
+def _user_agent(headers: dict[bytes, bytes]) -> str | None:
+    value = headers.get(b"user-agent")
+    return value.decode("utf-8", "replace") if value else None
+
+
 def _status_line(status: int) -> bytes:
     return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
 
@@ -120,7 +125,8 @@ class _UpstreamConnection(asyncio.Protocol):
         self.last_data = self.loop.time()
         # What this data makes the client side write (status line, headers, body, end)
         # leaves in one write: one system call, one packet, where it is one answer.
-        front = self.user.front if self.user is not None else None
+        user = self.user
+        front = user.front if user is not None else None
         if front is not None:
             front.held = []
         try:
@@ -130,6 +136,7 @@ class _UpstreamConnection(asyncio.Protocol):
         finally:
             if front is not None:
                 front.flush()
+                user.settle()  # the bookkeeping the answer's bytes did not wait for
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -353,7 +360,8 @@ class _Exchange:
 
     __slots__ = ("front", "api", "started", "sent", "answered", "now", "account",
                  "key_id", "ip", "user_agent", "body", "parsed", "data", "conn", "retried",
-                 "status", "chunked", "encoding", "streamed", "chunks", "task", "done")
+                 "status", "chunked", "encoding", "streamed", "chunks", "task", "done",
+                 "headed", "ended")
 
     def __init__(self, front: _Front, api: str, started: float, now: float,
                  who: tuple[str | None, str | None, str | None], user_agent: str | None,
@@ -361,7 +369,8 @@ class _Exchange:
         self.front, self.api, self.started, self.now = front, api, started, now
         self.account, self.key_id, self.ip = who
         self.user_agent, self.body, self.parsed, self.data = user_agent, body, parsed, data
-        self.sent = self.answered = 0.0
+        self.sent = self.answered = self.headed = 0.0  # headed: head's metrics not recorded
+        self.ended = False  # the answer is whole; the connection's next request not begun
         self.conn: _UpstreamConnection | None = None
         self.retried = False
         self.status = 0
@@ -425,10 +434,9 @@ class _Exchange:
         if not front.keep_alive:
             kept.append((b"connection", b"close"))
         front.write(_head(status, kept))
-        metrics = gateway.metrics
-        metrics.request(self.api, status)
-        metrics.timing(self.api, self.answered - self.sent,
-                       (self.sent - self.started) + (perf_counter() - self.answered))
+        self.headed = perf_counter()
+        if front.held is None:
+            self.settle()
 
     def upstream_body(self, chunk: bytes) -> None:
         if self.chunks is not None:
@@ -444,7 +452,23 @@ class _Exchange:
         self._log(None)  # before the answer's end leaves: a client that saw it may drain()
         if self.chunked:
             self.front.write(b"0\r\n\r\n")
-        self.front.finished(self)
+        self.ended = True
+        if self.front.held is None:
+            self.settle()
+
+    def settle(self) -> None:
+        """What waits until the answer's bytes at hand have left (``_UpstreamConnection.
+        data_received`` writes them in one go, then calls this): the head's metrics, and
+        the next request of the connection once the answer is whole."""
+        if self.headed:
+            metrics = self.front.gateway.metrics
+            metrics.request(self.api, self.status)
+            metrics.timing(self.api, self.answered - self.sent,
+                           (self.sent - self.started) + (self.headed - self.answered))
+            self.headed = 0.0
+        if self.ended:
+            self.ended = False
+            self.front.finished(self)
 
     def upstream_failed(self, kind: str, message: str, conn: _UpstreamConnection) -> None:
         if self.done:
@@ -621,24 +645,26 @@ class _Front(asyncio.Protocol):
         headers = dict(raw_headers)
         who = gateway.who(headers, raw_headers, self.peer)
         now = time.time()
-        kind, retry = gateway.decide(*who, now)
-        if kind == "unavailable":
-            self._refuse(api, "unavailable", started, None)
-            return
-        user_agent = headers.get(b"user-agent")
-        user_agent = user_agent.decode("utf-8", "replace") if user_agent else None
+        admission = gateway.admission(*who, now)
+        kind = admission[0]
         body = request.body
-        if kind in REFUSING:
-            if gateway.sink is not None and gateway.policy.log_refused:
-                gateway.sink.write(Seen(api, now, *who, user_agent, body, None,
-                                        429 if kind == "throttle" else 403, None,
-                                        error_type=kind))
-            self._refuse(api, kind, started, retry)
-            return
+        if kind != "allow" and kind != "monitor":
+            gateway.admitted(admission, now)
+            user_agent = _user_agent(headers)
+            if kind == "unavailable":
+                self._refuse(api, "unavailable", started, None)
+                return
+            if kind in REFUSING:
+                if gateway.sink is not None and gateway.policy.log_refused:
+                    gateway.sink.write(Seen(api, now, *who, user_agent, body, None,
+                                            429 if kind == "throttle" else 403, None,
+                                            error_type=kind))
+                self._refuse(api, kind, started, admission[1])
+                return
         if kind == "monitor" and gateway.policy.withhold_reasoning:
-            self._bridge(request, (*who, now, kind, retry))  # the answer is rewritten: ASGI
+            gateway.admitted(admission, now)
+            self._bridge(request, (*who, now, kind, admission[1]))  # rewritten: ASGI
             return
-        parsed = gateway.observe(api, *who, user_agent, body, now)
         drop = _REQUEST_DROP
         connection = headers.get(b"connection")
         if connection is not None:
@@ -648,9 +674,13 @@ class _Front(asyncio.Protocol):
                          link.host_header, b"\r\n",
                          *[k + b": " + v + b"\r\n" for k, v in raw_headers if k not in drop],
                          b"content-length: %d\r\n\r\n" % len(body), body))
-        exchange = _Exchange(self, api, started, now, who, user_agent, body, parsed, data)
+        exchange = _Exchange(self, api, started, now, who, None, body, None, data)
         self.current = exchange
         exchange.start()
+        # What the request's way upstream need not wait for: its counting, the detector.
+        gateway.admitted(admission, now)
+        exchange.user_agent = user_agent = _user_agent(headers)
+        exchange.parsed = gateway.observe(api, *who, user_agent, body, now)
 
     def _refuse(self, api: str, kind: str, started: float, retry: int | None) -> None:
         gateway = self.gateway

@@ -110,6 +110,10 @@ class _Span:
                 - store[first + (index + 1) % self.size] * fraction)
 
     def add(self, key: tuple[str, str], now: float, amount: float) -> float:
+        return self.total(self.bump(key, now, amount), now)
+
+    def bump(self, key: tuple[str, str], now: float, amount: float) -> int:
+        """Add ``amount`` at ``now`` to ``key``'s window; its offset."""
         slots, store = self.slots, self.store
         base = slots.get(key)
         if base is None:
@@ -127,7 +131,6 @@ class _Span:
         index = self.advance(base, now)
         store[base + 2 + index % self.size] += amount
         store[base + 1] = index
-        total = self.total(base, now)
         # Forget up to two windows idle for a whole window and two buckets more (an event
         # up to two buckets late still finds its window as it was).
         for _ in range(2):
@@ -135,7 +138,7 @@ class _Span:
             if index - store[slots[oldest] + 1] < self.size + 2:
                 break
             self.free.append(slots.pop(oldest))
-        return total
+        return base
 
     def idle(self, base: int, now: float) -> bool:
         self.advance(base, now)
@@ -163,6 +166,14 @@ class SlidingCounters:
         if span is None:
             span = self._spans[window_s] = _Span(window_s, self.buckets)
         return span.add((name, subject), now, amount)
+
+    def count(self, name: str, subject: str, window_s: float, now: float,
+              amount: float = 1.0) -> None:
+        """:meth:`add` without working out the new sum (the request path's counting)."""
+        span = self._spans.get(window_s)
+        if span is None:
+            span = self._spans[window_s] = _Span(window_s, self.buckets)
+        span.bump((name, subject), now, amount)
 
     def total(self, name: str, subject: str, window_s: float, now: float) -> float:
         """The sum over the last ``window_s`` seconds."""
@@ -241,12 +252,22 @@ class LocalState:
         otherwise the strongest of scan, detector and rate-limit decisions applies. A request
         refused by a decision is not counted.
         """
+        decision, counted = self.check(account, key_id, ip, now)
+        if counted is not None:
+            self.count(counted, now)
+        return decision
+
+    def check(self, account: str | None, key_id: str | None, ip: str | None, now: float
+              ) -> tuple[Decision | None, tuple[str | None, ...] | None]:
+        """:meth:`decision_for` without the counting: the decision, and the subjects to
+        count against the rate limits (:meth:`count`) when the request goes on (None:
+        nothing to count). The relay counts once the request is on its way upstream."""
         subjects = limit_subjects(account, key_id, ip)
         admin = self.layers["admin"]
         if admin:
             chosen = resolve((admin.get(s) for s in subjects if s), (), now)
             if chosen is not None:
-                return chosen
+                return chosen, None
         chosen = None
         for layer in (self.layers["scan"], self.layers["detector"]):
             if layer:
@@ -256,18 +277,28 @@ class LocalState:
                         if found is not None and not found.expired(now):
                             chosen = stronger(chosen, found)
         if chosen is not None and chosen.kind in REFUSING:
-            return chosen
+            return chosen, None
         if self._limits:
-            return stronger(chosen, self._rate_limit(subjects, now))
-        return chosen
+            limited = self._over_limit(subjects, now)
+            if limited is not None:
+                return stronger(chosen, limited), None
+            return chosen, subjects
+        return chosen, None
+
+    def count(self, subjects: tuple[str | None, ...], now: float) -> None:
+        """Count a request that went on against its subjects' rate limits."""
+        for position, rule in self._limits:
+            name = subjects[position]
+            if name is not None:
+                self._count(name, rule.window_s, now)
 
     def _limit_total(self, name: str, window_s: float, now: float) -> float:
         return self.counters.total("requests", name, window_s, now)
 
     def _count(self, name: str, window_s: float, now: float) -> None:
-        self.counters.add("requests", name, window_s, now)
+        self.counters.count("requests", name, window_s, now)
 
-    def _rate_limit(self, subjects: tuple[str | None, ...], now: float) -> Decision | None:
+    def _over_limit(self, subjects: tuple[str | None, ...], now: float) -> Decision | None:
         for position, rule in self._limits:
             name = subjects[position]
             if name is not None and \
@@ -276,10 +307,6 @@ class LocalState:
                 return Decision("throttle", source="limit", expires_at=now + retry,
                                 reason=f"{name.partition(':')[0]} over {rule.max_requests} "
                                        f"requests in {rule.window_s:g}s")
-        for position, rule in self._limits:
-            name = subjects[position]
-            if name is not None:
-                self._count(name, rule.window_s, now)
         return None
 
     # -- the Counters protocol (the detector) --
@@ -592,7 +619,7 @@ class RedisState(LocalState):
         return max(local, shared[0] + self._pending_counts.get(key, 0.0))
 
     def _count(self, name: str, window_s: float, now: float) -> None:
-        self.counters.add("requests", name, window_s, now)
+        self.counters.count("requests", name, window_s, now)
         if self.healthy:
             key = (name, window_s)
             self._pending_counts[key] = self._pending_counts.get(key, 0.0) + 1.0
