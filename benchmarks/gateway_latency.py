@@ -1078,8 +1078,19 @@ def summarise(segments: list[dict], sampler: Sampler, before: str | None, after:
                                   if (q := _histogram_quantiles(hb, ha, name))}
     else:
         out["gateway_metrics"] = None
+    out["exchange_log"] = _sink_counts(after)
     out["flagged_accounts"] = n_flagged
     return out
+
+
+def _sink_counts(text: str | None) -> dict[str, float] | None:
+    """The exchange log's counters at the end (written, dropped, queue depth), if served."""
+    found = {}
+    for line in (text or "").splitlines():
+        for name in ("written", "dropped", "queue_depth"):
+            if line.startswith(f"distillwatch_gateway_sink_{name}"):
+                found[name] = float(line.split()[-1])
+    return found or None
 
 
 def _ms(x: float) -> str:
@@ -1143,6 +1154,10 @@ def print_figures(result: dict, label: str) -> None:
     print(f"peak RSS (sampled every 0.2 s, process tree): gateway {rss['gateway']:,.0f} MB "
           f"(high-water mark {result['gateway_hwm_mb']:,.0f} MB), upstream "
           f"{rss['upstream']:,.0f} MB, load generator {rss['loadgen']:,.0f} MB")
+    if result.get("exchange_log"):
+        log = result["exchange_log"]
+        print(f"exchange log at the end: {log.get('written', 0):,.0f} written, "
+              f"{log.get('dropped', 0):,.0f} dropped, {log.get('queue_depth', 0):,.0f} queued")
     if result["gateway_metrics"]:
         print("gateway /metrics histograms over the measured segments (its own timing; "
               "quantiles interpolated within buckets):")

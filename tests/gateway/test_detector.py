@@ -452,6 +452,23 @@ def test_settings_are_strict(tmp_path):
         DetectorSettings.from_path_or_dict(path)
     with pytest.raises(DistillwatchConfigError, match="window_s"):
         DetectorSettings.from_path_or_dict({"window_s": "long"})
+    with pytest.raises(DistillwatchConfigError, match="worker_nice must be 0 to 19"):
+        DetectorSettings.from_path_or_dict({"worker_nice": 20})
+
+
+def test_the_fingerprinting_worker_runs_below_the_gateway():
+    # What the worker process runs first (here in a child, as in the pool): it lowers its
+    # own priority by worker_nice and leaves the parent's alone.
+    import multiprocessing
+    import os
+
+    from distillwatch.gateway import detector
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1, initializer=detector._start_worker, initargs=(os.getpid(), 5)) as pool:
+        assert pool.apply(os.getpriority, (os.PRIO_PROCESS, 0)) == min(19, base + 5)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base
 
 
 # --- through the gateway ---------------------------------------------------------------------

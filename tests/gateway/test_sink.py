@@ -9,10 +9,13 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import orjson
 import pytest
 
+from distillwatch.exceptions import DistillwatchConfigError
+from distillwatch.gateway.decisions import policy_from_dict
 from distillwatch.gateway.identity import key_id
 from distillwatch.gateway.sink import ExchangeSink, Seen, build_exchange
 from distillwatch.ingest.validate import check_exchange
@@ -29,6 +32,7 @@ from .conftest import (
     gz_lines,
     responses_body,
     responses_events,
+    wait_for,
 )
 
 
@@ -191,3 +195,21 @@ def test_sigkill_while_writing_leaves_every_file_readable_by_ingest(tmp_path):
     # Every exchange confirmed written is there; at most the one in flight beyond it.
     assert stored == list(range(len(stored)))
     assert confirmed + 1 <= len(stored) <= confirmed + 2
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
+def test_the_writer_thread_runs_below_the_request_path(tmp_path):
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    sink = ExchangeSink(tmp_path, writer_nice=5)
+    sink.start()
+    try:
+        wait_for(lambda: sink.writer_priority is not None)
+        stat = (Path("/proc/self/task") / str(sink._thread.native_id) / "stat").read_text()
+        nice = int(stat.rsplit(")", 1)[1].split()[16])  # field 19 of proc(5)
+        assert nice == sink.writer_priority == min(19, base + 5)
+        assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the caller's own is untouched
+    finally:
+        sink.close()
+    with pytest.raises(DistillwatchConfigError, match="writer_nice' must be 0 to 19"):
+        policy_from_dict({"sink": {"writer_nice": 20}})
+    assert policy_from_dict({"sink": {"writer_nice": 0}}).writer_nice == 0

@@ -333,7 +333,8 @@ class Gateway:
         self.answers = CannedAnswers(policy.retry_after_s, policy.verification_url)
         self.sink = (ExchangeSink(config.log_dir, rotate_bytes=int(policy.rotate_mb * (1 << 20)),
                                   rotate_s=policy.rotate_s, queue_size=policy.queue_size,
-                                  level=policy.compress_level)
+                                  level=policy.compress_level,
+                                  writer_nice=policy.writer_nice)
                      if config.log_dir else None)
         self.upstream = config.upstream.rstrip("/")
         self._urls: dict[tuple[bytes, bytes | None], URL] = {}  # (raw path, query) → URL

@@ -269,6 +269,9 @@ class GatewayPolicy:
         queue_size: Exchanges waiting to be written; past it they are dropped and counted.
         compress_level: gzip level of the log (1 fastest, 9 smallest).
         log_refused: Also log requests refused by a decision (without a response).
+        writer_nice: How much lower than the request path the log's writer thread runs
+            (Linux nice steps, 0 to 19): the scheduler then lets the event loop, woken by a
+            request, run first instead of waiting behind the writer.
     """
 
     retry_after_s: int = 60
@@ -291,6 +294,7 @@ class GatewayPolicy:
     queue_size: int = 10_000
     compress_level: int = 1
     log_refused: bool = False
+    writer_nice: int = 10
 
 
 # YAML section -> {key: (attribute, type)}
@@ -308,7 +312,7 @@ _SCHEMA: dict[str | None, dict[str, tuple[str, type]]] = {
                  "keepalive_expiry_s": ("keepalive_expiry_s", float)},
     "sink": {"rotate_mb": ("rotate_mb", float), "rotate_s": ("rotate_s", float),
              "queue_size": ("queue_size", int), "compress_level": ("compress_level", int),
-             "log_refused": ("log_refused", bool)},
+             "log_refused": ("log_refused", bool), "writer_nice": ("writer_nice", int)},
 }
 POLICY_KEYS = sorted([*(k for k in _SCHEMA[None]), "limits", "limits.buckets",
                       *(f"limits.{s}" for s in SUBJECT_KINDS),
@@ -392,6 +396,8 @@ def policy_from_dict(data: dict[str, Any], source: str = "policy") -> GatewayPol
                 source)
     if not 1 <= values.get("compress_level", 6) <= 9:
         raise DistillwatchConfigError("'sink.compress_level' must be 1 to 9", source)
+    if not 0 <= values.get("writer_nice", 10) <= 19:
+        raise DistillwatchConfigError("'sink.writer_nice' must be 0 to 19", source)
     if values.get("redis_timeout_s", 0.25) <= 0:
         raise DistillwatchConfigError("'redis.timeout_s' must be > 0", source)
     known = {f.name for f in fields(GatewayPolicy)}

@@ -54,6 +54,7 @@ in the last hour) are reported in every decision's reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -189,6 +190,7 @@ class DetectorSettings:
     max_batch: int = 1024
     batch_wait_s: float = 0.1
     executor: str = "process"
+    worker_nice: int = 10
     weight_band: float = 0.5
     band_cap: float = 1.5
     weight_line: float = 1.0
@@ -230,6 +232,8 @@ class DetectorSettings:
                 raise DistillwatchConfigError(
                     f"detector.decision_{rule} must be monitor, throttle, verify or block, "
                     f"not {kind!r}")
+        if not 0 <= self.worker_nice <= 19:
+            raise DistillwatchConfigError("detector.worker_nice must be 0 to 19")
         if self.queue_size < 1 or self.max_batch < 1:
             raise DistillwatchConfigError("detector.queue_size and max_batch must be ≥ 1")
 
@@ -438,6 +442,17 @@ def scaffold_keys(batch: list[Observed], key: bytes, start_id: int = 0) -> Scaff
                         np.concatenate(parts_kind), np.concatenate(parts_key))
 
 
+_JUDGE_GROUP = 4  # subjects judged between two turns of the event loop
+
+
+def _start_worker(parent: int, nice: int) -> None:
+    """In the fingerprinting worker: exit with the gateway, and run ``nice`` steps below it,
+    so that a request woken on a busy core never waits behind a batch."""
+    watch_parent(parent)
+    with contextlib.suppress(OSError):
+        os.nice(nice)
+
+
 def _scaffold_keys_job(batch: list[Observed], key: bytes, start_id: int) -> ScaffoldKeys:
     # Module-level so a process pool can pickle it.
     return scaffold_keys(batch, key, start_id)
@@ -573,7 +588,8 @@ class OnlineDetector:
             self._executor = (ThreadPoolExecutor(1, thread_name_prefix="dw-detector")
                               if mode == "thread" else ProcessPoolExecutor(
                                   1, mp_context=multiprocessing.get_context("spawn"),
-                                  initializer=watch_parent, initargs=(os.getpid(),)))
+                                  initializer=_start_worker,
+                                  initargs=(os.getpid(), self.settings.worker_nice)))
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, _scaffold_keys_job, batch,
                                           self.key, start)
@@ -709,8 +725,17 @@ class OnlineDetector:
 
     async def _accumulate(self, evidence: dict[str, _Evidence], indicators: Indicators
                           ) -> dict[str, tuple[Decision, str]]:
-        results = await asyncio.gather(*(self._judge(subject, item, indicators)
-                                         for subject, item in evidence.items()))
+        # Subjects are judged a group at a time, with a turn of the event loop between
+        # groups: judging a whole batch at once ran as one burst of callbacks, holding the
+        # requests that arrived meanwhile for milliseconds.
+        items = list(evidence.items())
+        results: list = []
+        for start in range(0, len(items), _JUDGE_GROUP):
+            if start:
+                await asyncio.sleep(0)
+            results += await asyncio.gather(*(self._judge(subject, item, indicators)
+                                              for subject, item in
+                                              items[start:start + _JUDGE_GROUP]))
         return {subject: result for subject, result in zip(evidence, results, strict=True)
                 if result is not None}
 
