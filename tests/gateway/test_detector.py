@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 
@@ -454,6 +455,20 @@ def test_settings_are_strict(tmp_path):
         DetectorSettings.from_path_or_dict({"window_s": "long"})
     with pytest.raises(DistillwatchConfigError, match="worker_nice must be 0 to 19"):
         DetectorSettings.from_path_or_dict({"worker_nice": 20})
+
+
+def test_keys_are_found_in_the_sorted_index_as_isin_finds_them():
+    from distillwatch.gateway.detector import _found, _sorted_keys
+
+    rng = np.random.default_rng(7)
+    known = rng.integers(-2**62, 2**62, size=2000)
+    index = _sorted_keys([*known, *known[:5], -2**63, 2**63 - 1])  # repeats and the extremes
+    keys = np.concatenate([rng.integers(-2**62, 2**62, size=500), known[::9],
+                           [-2**63, 2**63 - 1, 0]])
+    rng.shuffle(keys)
+    assert np.array_equal(_found(keys, index), np.flatnonzero(np.isin(keys, index)))
+    assert len(_found(keys, index)) == len(known[::9]) + 2
+    assert len(_found(keys, _sorted_keys([]))) == len(_found(keys[:0], index)) == 0
 
 
 def test_the_fingerprinting_worker_runs_below_the_gateway():
