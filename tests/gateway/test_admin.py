@@ -125,7 +125,7 @@ class StandInDetector:
         self.running = False
 
     def observe(self, api, account, key_id, ip, user_agent, body, ts) -> None:
-        self.seen.append((api, account, key_id, ip, body["model"]))
+        self.seen.append((api, account, key_id, ip, orjson.loads(body)["model"]))
         self.queue.put_nowait(account)
 
     async def run(self) -> None:

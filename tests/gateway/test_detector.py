@@ -75,7 +75,7 @@ def agent(rng: random.Random) -> dict:
                          {"role": "user", "content": "Please fix the bug: " + payload(rng)}]}
 
 
-def observed(account: str, body: dict, ts: float, ip: str = "198.51.100.7",
+def observed(account: str, body: dict | bytes, ts: float, ip: str = "198.51.100.7",
              api: str = "openai_chat") -> Observed:
     return Observed(account, f"kid-{account}", ip, "python-httpx/0.27", api, body, ts)
 
@@ -455,6 +455,20 @@ def test_settings_are_strict(tmp_path):
         DetectorSettings.from_path_or_dict({"window_s": "long"})
     with pytest.raises(DistillwatchConfigError, match="worker_nice must be 0 to 19"):
         DetectorSettings.from_path_or_dict({"worker_nice": 20})
+
+
+def test_a_body_as_sent_is_fingerprinted_as_the_parsed_one():
+    # The gateway hands the worker the bytes it received; the LiteLLM adapter, a dict.
+    rng = random.Random(3)
+    bodies = [templated(rng), agent(rng), ordinary(rng)]
+    parsed = [observed(f"a{i}", body, T0 + i) for i, body in enumerate(bodies)]
+    raw = [observed(f"a{i}", orjson.dumps(body), T0 + i) for i, body in enumerate(bodies)]
+    raw += [observed("bad", b'{"model": "m", "messages": [', T0),
+            observed("list", b"[1, 2]", T0)]
+    want, got = scaffold_keys(parsed, KEY), scaffold_keys(raw, KEY)
+    assert list(got.rows) == [0, 1, 2]  # the two that are not JSON objects are left out
+    for name in ("key_row", "key_kind", "keys"):
+        assert np.array_equal(getattr(got, name), getattr(want, name))
 
 
 def test_keys_are_found_in_the_sorted_index_as_isin_finds_them():

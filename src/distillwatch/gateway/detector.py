@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import yaml
 
@@ -105,7 +106,8 @@ class Observed:
         user_agent: The client's ``User-Agent``.
         api: ``openai_chat``, ``openai_responses``, ``openai_completions`` or
             ``anthropic_messages``.
-        body: The parsed JSON request body.
+        body: The JSON request body, parsed, or as sent (bytes: parsed where it is
+            fingerprinted; a body that is not a JSON object is not fingerprinted).
         ts: Epoch seconds.
     """
 
@@ -114,7 +116,7 @@ class Observed:
     client_ip: str | None
     user_agent: str | None
     api: str
-    body: dict
+    body: dict | bytes
     ts: float
 
 
@@ -360,9 +362,15 @@ def exchange_record(request: Observed, exchange_id: str) -> dict | None:
     """
     from distillwatch.ingest.readers import accept
 
-    if request.api not in _RESPONSE_HINT or not isinstance(request.body, dict):
+    parsed = request.body
+    if isinstance(parsed, bytes | bytearray | memoryview):
+        try:
+            parsed = orjson.loads(parsed)
+        except orjson.JSONDecodeError:
+            return None
+    if request.api not in _RESPONSE_HINT or not isinstance(parsed, dict):
         return None
-    body = _copied_body(request.api, request.body)
+    body = _copied_body(request.api, parsed)
     if body is None:
         return None
     if not body.get("model"):
