@@ -37,7 +37,7 @@ from time import perf_counter, thread_time
 
 import numpy as np
 
-from benchmarks.fake_upstream import PATHS, FakeUpstream
+from benchmarks.fake_upstream import FakeUpstream
 from benchmarks.gateway_latency import build_requests
 from distillwatch.gateway.app import GatewayConfig, build_app
 from distillwatch.gateway.decisions import load_policy
@@ -75,11 +75,10 @@ async def _answers(upstream: FakeUpstream, requests: list[bytes]) -> dict[bytes,
     """The fake upstream's answer to each distinct (path, streamed) kind, as HTTP/1.1 bytes."""
     out: dict[bytes, bytes] = {}
     for raw in requests:
-        head, _, body = raw.partition(b"\r\n\r\n")
-        path = head.split(b" ", 2)[1]
-        kind = path + (b" stream" if b'"stream":true' in body else b"")
+        kind = _kind(raw)
         if kind in out:
             continue
+        path, body = kind.partition(b" ")[0], raw.partition(b"\r\n\r\n")[2]
         sent: list[dict] = []
 
         async def receive(body=body):
@@ -113,7 +112,6 @@ def _kind(raw: bytes) -> bytes:
 
 async def run(args: argparse.Namespace) -> dict:
     requests, *_ = build_requests(args.requests, args.seed, False, [], 0.0, True)
-    assert set(PATHS)  # the fake upstream serves the four API paths
     answers = await _answers(FakeUpstream(latency_ms=0), requests)
     with tempfile.TemporaryDirectory(prefix="dw-gateway-cpu-") as tmp:
         config = GatewayConfig(
@@ -170,10 +168,6 @@ async def run(args: argparse.Namespace) -> dict:
                     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(
                         args.profile)
                     figures["profile"] = text.getvalue()
-            if config.log_dir is not None:
-                app.state.gateway.sink.drain(60)
-        await asyncio.sleep(0)
-    del loop
     return figures
 
 

@@ -29,6 +29,15 @@ def watch_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="watch-parent").start()
 
 
+def lower_priority(steps: int) -> int | None:
+    """Run the calling thread (on Linux, nice values are per thread; elsewhere the process)
+    ``steps`` nice steps lower, to 19 at most: its new nice value, or None if not allowed."""
+    try:
+        return os.nice(max(0, steps))
+    except (AttributeError, OSError):  # not Unix, or not allowed
+        return None
+
+
 def cores() -> int:
     """The cores this process may run on (its CPU affinity where the OS tells it)."""
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")

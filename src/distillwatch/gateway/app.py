@@ -10,7 +10,7 @@ serve``). Per request (``/v1/...``):
    ``aiohttp`` client (:class:`~distillwatch.gateway.network.UpstreamPool`); the answer comes
    back with its status and headers, streamed chunk by chunk when it is a server-sent event
    stream (``monitor`` with ``withhold_reasoning`` blanks reasoning text on the way);
-4. the detector (if any) is handed the parsed request, the sink the raw exchange: both only
+4. the detector (if any) is handed the request as sent, the sink the raw exchange: both only
    enqueue.
 
 ``/v1/...`` is served by a raw ASGI handler (:meth:`Gateway.proxy`, dispatched by
@@ -300,6 +300,12 @@ def _header_text(value: bytes) -> str:
         return value.decode("latin-1")
 
 
+def user_agent_of(headers: dict[bytes, bytes]) -> str | None:
+    """A request's ``User-Agent`` (lower-case header names) as text, or None."""
+    value = headers.get(b"user-agent")
+    return value.decode("utf-8", "replace") if value else None
+
+
 def _json(data: Any, status: int = 200) -> Response:
     body = orjson.dumps(data)
     response = Response(body, status_code=status)
@@ -493,15 +499,13 @@ class Gateway:
             self.state.count(admission[3], now)
 
     def observe(self, api: str, account: str | None, key_id: str | None, ip: str | None,
-                user_agent: str | None, body: bytes, now: float) -> dict | None:
+                user_agent: str | None, body: bytes, now: float) -> None:
         """Hand a request that passes to the online detector (if any), its body as sent: the
         fingerprinting worker parses it (nothing to parse on the request path, nothing large
         to pickle for the worker, no parsed bodies for the garbage collector to walk while
-        they wait). Returns the parsed body when there is one to give the exchange log
-        (never, now: its writer parses what it logs)."""
+        they wait). The exchange log's writer parses what it logs."""
         if self.detector is not None:
             self.detector.observe(api, account, key_id, ip, user_agent, body, now)
-        return None
 
     async def _send_refusal(self, send: Send, api: str | None, kind: str, route: str,
                             started: float, retry_after: int | None = None) -> None:
@@ -551,8 +555,7 @@ class Gateway:
         if kind == "unavailable":
             await self._send_refusal(send, api, "unavailable", route, started)
             return
-        user_agent = headers.get(b"user-agent")
-        user_agent = user_agent.decode("utf-8", "replace") if user_agent else None
+        user_agent = user_agent_of(headers)
         sink = self.sink
         if kind in REFUSING:
             if sink is not None and api is not None and self.policy.log_refused:
@@ -572,9 +575,9 @@ class Gateway:
                 return  # the client left before its request was whole: nobody to answer
             drop = _REQUEST_DROP
             content: Any = body
-            parsed = self.observe(api, account, key_id, ip, user_agent, body, now)
+            self.observe(api, account, key_id, ip, user_agent, body, now)
         else:
-            body, parsed = b"", None
+            body = b""
             streamed_body = b"content-length" in headers or b"transfer-encoding" in headers
             if method in _BODYLESS and not streamed_body:
                 content, drop = None, _REQUEST_DROP
@@ -598,7 +601,7 @@ class Gateway:
             if _client_left(error):
                 return  # the client left while its body was streamed: not the upstream's fault
             await self._upstream_failed(send, api, route, started, sent, error, now, account,
-                                        key_id, ip, user_agent, body, parsed)
+                                        key_id, ip, user_agent, body)
             return
         answered = perf_counter()
         self.upstream_state["ok"] = True
@@ -618,7 +621,7 @@ class Gateway:
                     and not (withholder is not None and k == b"content-length")]
             if withholder is not None:
                 kept.append(WITHHELD_HEADER)
-            seen = (Seen(api, now, account, key_id, ip, user_agent, body, parsed, status, None,
+            seen = (Seen(api, now, account, key_id, ip, user_agent, body, None, status, None,
                          encoding, True)
                     if logging_on else None)
             await self._relay(receive, send, upstream, status, kept, seen, withholder, route,
@@ -629,7 +632,7 @@ class Gateway:
         except UPSTREAM_ERRORS as error:
             upstream.close()
             await self._upstream_failed(send, api, route, started, sent, error, now, account,
-                                        key_id, ip, user_agent, body, parsed)
+                                        key_id, ip, user_agent, body)
             return
         except BaseException:
             upstream.close()
@@ -637,7 +640,7 @@ class Gateway:
         read = perf_counter()
         kept = [(k, v) for k, v in response_headers if k not in _RESPONSE_DROP]
         if logging_on:
-            sink.write(Seen(api, now, account, key_id, ip, user_agent, body, parsed, status,
+            sink.write(Seen(api, now, account, key_id, ip, user_agent, body, None, status,
                             raw, encoding, False))
         if withhold:
             raw, kept = self._withhold_json(api, status, raw, kept, encoding)
@@ -667,7 +670,7 @@ class Gateway:
 
     def upstream_failure(self, api: str | None, route: str, kind: str, error: str, now: float,
                          account: str | None, key_id: str | None, ip: str | None,
-                         user_agent: str | None, body: bytes, parsed: dict | None) -> Canned:
+                         user_agent: str | None, body: bytes) -> Canned:
         """Record an upstream call that failed (``kind``: ``timeout`` or ``unreachable``;
         ``error``: what happened, for the log and /healthz): one warning when failures start
         and then at most every 10 s, the upstream's health, the exchange log. Returns the
@@ -678,19 +681,18 @@ class Gateway:
         self.upstream_state.update(ok=False, last_error=error, last_error_at=now)
         if self.sink is not None and api is not None:
             status = 504 if kind == "timeout" else 502
-            self.sink.write(Seen(api, now, account, key_id, ip, user_agent, body, parsed, status,
+            self.sink.write(Seen(api, now, account, key_id, ip, user_agent, body, None, status,
                                  None, error_type=f"upstream_{kind}"))
         return self.answers.get(api, kind)
 
     async def _upstream_failed(self, send: Send, api: str | None, route: str, started: float,
                                sent: float, error: BaseException, now: float,
                                account: str | None, key_id: str | None, ip: str | None,
-                               user_agent: str | None, body: bytes, parsed: dict | None
-                               ) -> None:
+                               user_agent: str | None, body: bytes) -> None:
         failed = perf_counter()
         answer = self.upstream_failure(api, route, failure_kind(error),
                                        f"{type(error).__name__}: {error}", now, account,
-                                       key_id, ip, user_agent, body, parsed)
+                                       key_id, ip, user_agent, body)
         await send({"type": "http.response.start", "status": answer.status,
                     "headers": answer.headers})
         await send({"type": "http.response.body", "body": answer.body})

@@ -54,7 +54,6 @@ in the last hour) are reported in every decision's reason.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import multiprocessing
 import os
@@ -77,7 +76,7 @@ from distillwatch.exceptions import DistillwatchConfigError
 from distillwatch.fingerprint.arrays import whole
 from distillwatch.gateway.decisions import RANK, Decision
 from distillwatch.gateway.indicators import AccountInfo, Indicators, key_fingerprint
-from distillwatch.workers import watch_parent
+from distillwatch.workers import lower_priority, watch_parent
 
 logger = logging.getLogger(__name__)
 
@@ -472,8 +471,7 @@ def _start_worker(parent: int, nice: int) -> None:
     """In the fingerprinting worker: exit with the gateway, and run ``nice`` steps below it,
     so that a request woken on a busy core never waits behind a batch."""
     watch_parent(parent)
-    with contextlib.suppress(OSError):
-        os.nice(nice)
+    lower_priority(nice)
 
 
 def _scaffold_keys_job(batch: list[Observed], key: bytes, start_id: int) -> ScaffoldKeys:

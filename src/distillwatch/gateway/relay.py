@@ -56,7 +56,13 @@ import httptools
 import orjson
 
 from distillwatch.exceptions import DistillwatchConfigError
-from distillwatch.gateway.app import _HOP_BY_HOP, ADMISSION, API_BY_PATH, GatewayApp
+from distillwatch.gateway.app import (
+    _HOP_BY_HOP,
+    ADMISSION,
+    API_BY_PATH,
+    GatewayApp,
+    user_agent_of,
+)
 from distillwatch.gateway.decisions import REFUSING
 from distillwatch.gateway.sink import Seen
 
@@ -67,11 +73,6 @@ _REQUEST_DROP = _HOP_BY_HOP | {b"host", b"content-length", b"expect"}
 _NO_BODY_STATUS = frozenset({204, 304})
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 _READ_CHUNK_LIMIT = 1 << 20  # the client's unsent answer bytes past which upstream reads pause
-
-
-def _user_agent(headers: dict[bytes, bytes]) -> str | None:
-    value = headers.get(b"user-agent")
-    return value.decode("utf-8", "replace") if value else None
 
 
 def _status_line(status: int) -> bytes:
@@ -359,16 +360,16 @@ class _Exchange:
     """One API call on the fast path, from the admitted request to the end of its answer."""
 
     __slots__ = ("front", "api", "started", "sent", "answered", "now", "account",
-                 "key_id", "ip", "user_agent", "body", "parsed", "data", "conn", "retried",
+                 "key_id", "ip", "user_agent", "body", "data", "conn", "retried",
                  "status", "chunked", "encoding", "streamed", "chunks", "task", "done",
                  "headed", "ended")
 
     def __init__(self, front: _Front, api: str, started: float, now: float,
                  who: tuple[str | None, str | None, str | None], user_agent: str | None,
-                 body: bytes, parsed: dict | None, data: bytes) -> None:
+                 body: bytes, data: bytes) -> None:
         self.front, self.api, self.started, self.now = front, api, started, now
         self.account, self.key_id, self.ip = who
-        self.user_agent, self.body, self.parsed, self.data = user_agent, body, parsed, data
+        self.user_agent, self.body, self.data = user_agent, body, data
         self.sent = self.answered = self.headed = 0.0  # headed: head's metrics not recorded
         self.ended = False  # the answer is whole; the connection's next request not begun
         self.conn: _UpstreamConnection | None = None
@@ -493,7 +494,7 @@ class _Exchange:
         failed = perf_counter()
         answer = front.gateway.upstream_failure(
             self.api, self.api, kind, message, self.now, self.account, self.key_id,
-            self.ip, self.user_agent, self.body, self.parsed)
+            self.ip, self.user_agent, self.body)
         self.chunks = None  # logged by upstream_failure
         self.done = True
         front.answer(answer.status, answer.headers, answer.body)
@@ -523,7 +524,7 @@ class _Exchange:
             return
         self.front.gateway.sink.write(Seen(
             self.api, self.now, self.account, self.key_id, self.ip, self.user_agent,
-            self.body, self.parsed, self.status or 502, b"".join(chunks), self.encoding,
+            self.body, None, self.status or 502, b"".join(chunks), self.encoding,
             self.streamed, error_type))
 
 
@@ -650,7 +651,7 @@ class _Front(asyncio.Protocol):
         body = request.body
         if kind != "allow" and kind != "monitor":
             gateway.admitted(admission, now)
-            user_agent = _user_agent(headers)
+            user_agent = user_agent_of(headers)
             if kind == "unavailable":
                 self._refuse(api, "unavailable", started, None)
                 return
@@ -674,13 +675,13 @@ class _Front(asyncio.Protocol):
                          link.host_header, b"\r\n",
                          *[k + b": " + v + b"\r\n" for k, v in raw_headers if k not in drop],
                          b"content-length: %d\r\n\r\n" % len(body), body))
-        exchange = _Exchange(self, api, started, now, who, None, body, None, data)
+        exchange = _Exchange(self, api, started, now, who, None, body, data)
         self.current = exchange
         exchange.start()
         # What the request's way upstream need not wait for: its counting, the detector.
         gateway.admitted(admission, now)
-        exchange.user_agent = user_agent = _user_agent(headers)
-        exchange.parsed = gateway.observe(api, *who, user_agent, body, now)
+        exchange.user_agent = user_agent = user_agent_of(headers)
+        gateway.observe(api, *who, user_agent, body, now)
 
     def _refuse(self, api: str, kind: str, started: float, retry: int | None) -> None:
         gateway = self.gateway

@@ -50,6 +50,7 @@ import orjson
 
 from distillwatch.ingest.formats import to_exchange
 from distillwatch.ingest.validate import check_exchange
+from distillwatch.workers import lower_priority
 
 logger = logging.getLogger(__name__)
 
@@ -536,19 +537,11 @@ class ExchangeSink:
                                self.depth)
             self._thread = None
 
-    def _lower_priority(self) -> None:
-        # Linux schedules threads one by one: the nice value of this thread alone.
-        try:
-            mine = os.getpriority(os.PRIO_PROCESS, 0)
-            if self._nice > 0 and sys.platform == "linux":
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
-                               min(19, mine + self._nice))
-            self.writer_priority = os.getpriority(os.PRIO_PROCESS, 0)
-        except (AttributeError, OSError) as error:  # not Unix, or not allowed
-            logger.debug("Exchange log writer priority left as it is: %s", error)
-
     def _run(self) -> None:
-        self._lower_priority()
+        # Linux: this thread alone (nice values are per thread). Elsewhere the whole process
+        # would go lower with it, so the writer keeps the process's priority there.
+        if sys.platform == "linux":
+            self.writer_priority = lower_priority(self._nice)
         wake, hurry = self._wake, self._hurry
         while True:
             wake.wait()

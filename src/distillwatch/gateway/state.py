@@ -162,18 +162,18 @@ class SlidingCounters:
     def add(self, name: str, subject: str, window_s: float, now: float,
             amount: float = 1.0) -> float:
         """Add ``amount`` at ``now``; the new sum over the last ``window_s`` seconds."""
-        span = self._spans.get(window_s)
-        if span is None:
-            span = self._spans[window_s] = _Span(window_s, self.buckets)
-        return span.add((name, subject), now, amount)
+        return self._span(window_s).add((name, subject), now, amount)
 
     def count(self, name: str, subject: str, window_s: float, now: float,
               amount: float = 1.0) -> None:
         """:meth:`add` without working out the new sum (the request path's counting)."""
+        self._span(window_s).bump((name, subject), now, amount)
+
+    def _span(self, window_s: float) -> _Span:
         span = self._spans.get(window_s)
         if span is None:
             span = self._spans[window_s] = _Span(window_s, self.buckets)
-        span.bump((name, subject), now, amount)
+        return span
 
     def total(self, name: str, subject: str, window_s: float, now: float) -> float:
         """The sum over the last ``window_s`` seconds."""
