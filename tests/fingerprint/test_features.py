@@ -66,3 +66,19 @@ def test_no_raw_prompt_text_in_the_features(sample):
             long_spans = [line for line in text.splitlines() if len(line.split()) > 60]
             for span in long_spans:
                 assert span not in skeletons
+
+
+def test_a_selection_of_columns_equals_the_same_columns_of_all(sample):
+    from distillwatch.fingerprint.features import SCAFFOLD_COLUMNS, features_from_arrow
+    from distillwatch.io.arrow_layout import to_arrow
+
+    _, records = sample
+    batch = to_arrow(records)
+    everything = features_from_arrow(batch, KEY)
+    for columns in (SCAFFOLD_COLUMNS, ("skeleton", "language"), ("capability",)):
+        chosen = features_from_arrow(batch, KEY, columns=columns)
+        assert chosen.column_names == [name for name in FEATURES_SCHEMA.names
+                                        if name in columns]
+        assert chosen.equals(everything.select(chosen.column_names))
+    with pytest.raises(ValueError, match="Unknown feature columns.*'scaffold'"):
+        features_from_arrow(batch, KEY, columns=("band_keys", "scaffold"))

@@ -84,6 +84,23 @@ def test_sliding_windows_match_a_brute_force_count():
     assert len(counters) == 0
 
 
+def test_adding_many_windows_at_once_equals_adding_them_one_by_one():
+    rng = random.Random(11)
+    one_by_one, at_once = SlidingCounters(buckets=10), SlidingCounters(buckets=10)
+    now, additions = 1000.0, []
+    for _ in range(5000):
+        now += rng.expovariate(2.0) * rng.choice((1, 1, 1, 40))  # gaps past whole windows too
+        late = now - rng.choice((0.0, 0.0, 3.0, 30.0))            # events up to buckets late
+        additions.append((rng.choice("ab"), f"s{rng.randrange(40)}", rng.choice((60.0, 600.0)),
+                          late, rng.choice((1.0, 0.5, 2.0))))
+    expected = [one_by_one.add(*addition) for addition in additions]
+    got = []
+    for start in range(0, len(additions), 7):
+        got += at_once.add_many(additions[start:start + 7])
+    assert got == expected
+    assert len(at_once) == len(one_by_one)
+
+
 def test_local_state_decisions_and_limits():
     policy = GatewayPolicy(limits={"ip": (RateLimit(10, 2),)})
     state = LocalState(policy)
@@ -152,6 +169,11 @@ def test_redis_replicas_share_decisions_and_counters(redis_prefix):
             now = time.time()
             assert await one.add("tpl:C1", "account:x", 60, now, 2) == 2
             assert await two.add("tpl:C1", "account:x", 60, now, 3) == 5
+            # Many windows in one round trip: each sum is the shared one after its addition.
+            assert await one.add_many([("tpl:C1", "account:x", 60, now, 1),
+                                       ("tpl:C2", "account:x", 60, now, 4),
+                                       ("tpl:C1", "account:x", 60, now, 1)]) == [6, 4, 7]
+            assert await two.add_many([]) == []
             # Request counts reach the shared windows within a flush: alternating replicas
             # let about 5 requests through in all (a replica can be one request behind),
             # where unshared counters would let 5 through each.
@@ -239,6 +261,12 @@ def test_detector_decisions_made_while_redis_is_down_are_shared_when_it_is_back(
             assert time.monotonic() - started < 1.0  # bounded: never hangs on a dead Redis
             assert one.decision_for("late", None, None, time.time()).kind == "verify"
             assert not one.healthy
+            # The detector's windows go on in this replica alone: its own sums, at once.
+            now = time.time()
+            started = time.monotonic()
+            assert await one.add_many([("touch:C1", "account:late", 60, now, 1),
+                                       ("touch:C1", "account:late", 60, now, 2)]) == [1, 3]
+            assert time.monotonic() - started < 0.1
             redis_server.start()
             deadline = time.monotonic() + 5
             while not (one.healthy and not one._pending_decisions):

@@ -8,7 +8,8 @@ request. ``exchange_features`` is the same on JSON records.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 
 import numpy as np
 import orjson
@@ -32,7 +33,7 @@ from distillwatch.fingerprint.capability import capabilities
 from distillwatch.fingerprint.elicitation import elicitation_flags
 from distillwatch.fingerprint.language import languages
 from distillwatch.fingerprint.masking import mask_texts
-from distillwatch.fingerprint.sketch import BANDS, sketch_columns
+from distillwatch.fingerprint.sketch import BANDS, SketchColumns, sketch_columns
 from distillwatch.io.arrow_layout import text_of, to_arrow
 
 FEATURES_SCHEMA = pa.schema([
@@ -73,11 +74,15 @@ FEATURES_SCHEMA = pa.schema([
 ])
 
 
+# What the gateway's online matcher reads of a request (``gateway.detector.scaffold_keys``).
+SCAFFOLD_COLUMNS = ("system_hash", "tools_hash", "band_keys", "line_hashes", "head_key",
+                    "tail_key")
+
 # Bump when any fingerprint changes meaning: stores record it and refuse to mix versions.
 FINGERPRINT_VERSION = 2
 
-__all__ = ["FEATURES_SCHEMA", "FINGERPRINT_VERSION", "exchange_features", "features_from_arrow",
-           "text_of"]
+__all__ = ["FEATURES_SCHEMA", "FINGERPRINT_VERSION", "SCAFFOLD_COLUMNS", "exchange_features",
+           "features_from_arrow", "text_of"]
 
 
 def _column(table: pa.Table, name: str) -> pa.Array:
@@ -168,16 +173,29 @@ def _system_prompts(declared: pa.Array, contents: pa.Array, role: np.ndarray,
                                       in_messages.values.cast(pa.string())]), index)
 
 
-def features_from_arrow(batch: pa.Table | pa.RecordBatch, key: bytes) -> pa.Table:
+def features_from_arrow(batch: pa.Table | pa.RecordBatch, key: bytes,
+                        columns: Sequence[str] | None = None) -> pa.Table:
     """Features of a batch of validated exchanges in the Arrow layout.
 
     Args:
         batch: Exchanges with ``EXCHANGE_ARROW_SCHEMA``'s columns (extra columns are ignored).
         key: The provider's fingerprint key; every text hash is keyed with it.
+        columns: Only these feature columns, and only the work they need (the gateway's
+            online matcher asks for :data:`SCAFFOLD_COLUMNS`); default: all of them. A
+            column's values do not depend on which others are asked for.
 
     Returns:
-        A table with ``FEATURES_SCHEMA``, one row per exchange, in order.
+        A table with ``FEATURES_SCHEMA`` (or its ``columns``, in the schema's order), one row
+        per exchange, in order.
+
+    Raises:
+        ValueError: If ``columns`` names a column ``FEATURES_SCHEMA`` does not have.
     """
+    wanted = set(FEATURES_SCHEMA.names if columns is None else columns)
+    unknown = wanted.difference(FEATURES_SCHEMA.names)
+    if unknown:
+        raise ValueError(f"Unknown feature columns {sorted(unknown)}; known: "
+                         f"{', '.join(FEATURES_SCHEMA.names)}")
     table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
     count = table.num_rows
     client, request = _column(table, "client"), _column(table, "request")
@@ -202,56 +220,64 @@ def features_from_arrow(batch: pa.Table | pa.RecordBatch, key: bytes) -> pa.Tabl
     # `stress` world a batch of 20,000 holds ~9,000 distinct prompts): each distinct prompt of
     # the batch is masked, sketched, scanned for cues and classified once.
     unique = Distinct.of(prompts)
-    cot, grading, tool_trace = elicitation_flags(unique, systems, has_tools, enabled)
-    sketch = sketch_columns(unique.values, key, masked=mask_texts(unique.values)).rows(
-        unique.index)
-    system_hash = pa.array(as_signed(systems.per_row(
-        hash_values(key, b"system", systems.values, remember=True), 0)), pa.int64(),
-        mask=systems.index < 0)
-    budget = pc.if_else(pa.array(enabled), _field(reasoning, "budget_tokens"),
-                        pa.scalar(None, pa.int64()))
-    columns = {
-        "exchange_id": _column(table, "exchange_id"),
-        "account_id": _column(table, "account_id"),
-        "api_key_id": _column(table, "api_key_id"),
-        "ts": pc.cast(_column(table, "timestamp"), pa.timestamp("us", tz="UTC")),
-        "model": _column(table, "model"),
-        "client_ip": _field(client, "ip"),
-        "client_asn": _field(client, "asn"),
-        "client_asn_kind": _field(client, "asn_kind"),
-        "client_country": _field(client, "country"),
-        "user_agent": _field(client, "user_agent"),
-        "prompt_chars": pc.utf8_length(prompts),
-        "messages": pc.list_value_length(messages),
-        "user_turns": pa.array(np.bincount(rows[user], minlength=count)),
-        "system_hash": system_hash,
-        "tools_hash": _tools_hash(key, tools),
-        "tool_count": pa.array(tool_count),
+    # Each entry makes its column when asked for: a selection skips the work of the others.
+    out: dict[str, Callable[[], pa.Array | pa.ChunkedArray]] = {
+        "exchange_id": lambda: _column(table, "exchange_id"),
+        "account_id": lambda: _column(table, "account_id"),
+        "api_key_id": lambda: _column(table, "api_key_id"),
+        "ts": lambda: pc.cast(_column(table, "timestamp"), pa.timestamp("us", tz="UTC")),
+        "model": lambda: _column(table, "model"),
+        "client_ip": lambda: _field(client, "ip"),
+        "client_asn": lambda: _field(client, "asn"),
+        "client_asn_kind": lambda: _field(client, "asn_kind"),
+        "client_country": lambda: _field(client, "country"),
+        "user_agent": lambda: _field(client, "user_agent"),
+        "prompt_chars": lambda: pc.utf8_length(prompts),
+        "messages": lambda: pc.list_value_length(messages),
+        "user_turns": lambda: pa.array(np.bincount(rows[user], minlength=count)),
+        "system_hash": lambda: pa.array(as_signed(systems.per_row(
+            hash_values(key, b"system", systems.values, remember=True), 0)), pa.int64(),
+            mask=systems.index < 0),
+        "tools_hash": lambda: _tools_hash(key, tools),
+        "tool_count": lambda: pa.array(tool_count),
         # Exact repeats of a whole request, byte for byte (an evaluation sweep run again, a
         # bot's fixed turn), against never-repeated sweeps (coverage partitioning).
-        "prompt_hash": pa.array(_request_hash(key, systems, roles, contents, offsets)),
-        "band_keys": pa.ListArray.from_arrays(
+        "prompt_hash": lambda: pa.array(_request_hash(key, systems, roles, contents, offsets)),
+        "band_keys": lambda: pa.ListArray.from_arrays(
             pa.array(np.arange(count + 1, dtype=np.int32) * BANDS),
-            pa.array(sketch.band_keys.reshape(-1))),
-        "line_hashes": sketch.line_hashes,
-        "head_key": pa.array(sketch.head_key),
-        "tail_key": pa.array(sketch.tail_key),
-        "skeleton": sketch.excerpt,
-        "cot": pa.array(cot),
-        "grading": pa.array(grading),
-        "tool_trace": pa.array(tool_trace),
-        "capability": capabilities(unique, has_tools, grading),
-        "language": pc.take(languages(unique.values), pa.array(unique.index)),
-        "n": _field(request, "n"),
-        "max_tokens": _field(request, "max_tokens"),
-        "temperature": _field(request, "temperature"),
-        "logprobs": _field(request, "logprobs"),
-        "top_logprobs": _field(request, "top_logprobs"),
-        "reasoning_budget": budget,
-        "output_tokens": _field(_column(table, "usage"), "output_tokens"),
+            pa.array(sketch().band_keys.reshape(-1))),
+        "line_hashes": lambda: sketch().line_hashes,
+        "head_key": lambda: pa.array(sketch().head_key),
+        "tail_key": lambda: pa.array(sketch().tail_key),
+        "skeleton": lambda: sketch().excerpt,
+        "cot": lambda: pa.array(flags()[0]),
+        "grading": lambda: pa.array(flags()[1]),
+        "tool_trace": lambda: pa.array(flags()[2]),
+        "capability": lambda: capabilities(unique, has_tools, flags()[1]),
+        "language": lambda: pc.take(languages(unique.values), pa.array(unique.index)),
+        "n": lambda: _field(request, "n"),
+        "max_tokens": lambda: _field(request, "max_tokens"),
+        "temperature": lambda: _field(request, "temperature"),
+        "logprobs": lambda: _field(request, "logprobs"),
+        "top_logprobs": lambda: _field(request, "top_logprobs"),
+        "reasoning_budget": lambda: pc.if_else(pa.array(enabled),
+                                               _field(reasoning, "budget_tokens"),
+                                               pa.scalar(None, pa.int64())),
+        "output_tokens": lambda: _field(_column(table, "usage"), "output_tokens"),
     }
-    arrays = [pc.cast(columns[f.name], f.type) for f in FEATURES_SCHEMA]
-    return pa.Table.from_arrays(arrays, schema=FEATURES_SCHEMA)
+
+    @cache
+    def sketch() -> SketchColumns:
+        return sketch_columns(unique.values, key, masked=mask_texts(unique.values),
+                              excerpt="skeleton" in wanted).rows(unique.index)
+
+    @cache
+    def flags() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return elicitation_flags(unique, systems, has_tools, enabled)
+
+    fields = [f for f in FEATURES_SCHEMA if f.name in wanted]
+    return pa.Table.from_arrays([pc.cast(out[f.name](), f.type) for f in fields],
+                                schema=pa.schema(fields))
 
 
 def exchange_features(records: Sequence[Mapping], key: bytes) -> pa.Table:

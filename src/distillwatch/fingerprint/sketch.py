@@ -62,14 +62,15 @@ class SketchColumns:
         line_hashes: Sorted distinct hashes of each skeleton's scaffold lines.
         head_key: Hash of the first words of the masked prompt (an inline frame's opening).
         tail_key: Hash of its last words (an inline frame's closing instruction).
-        excerpt: The masked skeleton, shortened: what a report may show.
+        excerpt: The masked skeleton, shortened: what a report may show (None when not
+            asked for).
     """
 
     band_keys: np.ndarray
     line_hashes: pa.ListArray
     head_key: np.ndarray
     tail_key: np.ndarray
-    excerpt: pa.Array
+    excerpt: pa.Array | None
 
     def rows(self, index: np.ndarray) -> SketchColumns:
         """The sketches of prompts ``index``, in that order (a batch's rows from the sketches
@@ -77,7 +78,7 @@ class SketchColumns:
         picked = pa.array(index)
         return SketchColumns(self.band_keys[index], pc.take(self.line_hashes, picked),
                              self.head_key[index], self.tail_key[index],
-                             pc.take(self.excerpt, picked))
+                             None if self.excerpt is None else pc.take(self.excerpt, picked))
 
 
 def _shingles(words: np.ndarray, offsets: np.ndarray, seed: np.uint64) -> tuple[np.ndarray,
@@ -223,9 +224,10 @@ def _minhash(tokens: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return unique[inverse.reshape(rows)]
 
 
-def sketch_columns(prompts: pa.Array, key: bytes, masked: pa.Array | None = None
-                   ) -> SketchColumns:
-    """Sketches of a batch of prompts (``masked``: ``mask_texts(prompts)`` if at hand)."""
+def sketch_columns(prompts: pa.Array, key: bytes, masked: pa.Array | None = None,
+                   excerpt: bool = True) -> SketchColumns:
+    """Sketches of a batch of prompts (``masked``: ``mask_texts(prompts)`` if at hand;
+    ``excerpt``: False leaves out the excerpts, which only reports read)."""
     count = len(prompts)
     masked = mask_texts(prompts) if masked is None else masked
     skeleton = skeletons(masked)
@@ -294,7 +296,7 @@ def sketch_columns(prompts: pa.Array, key: bytes, masked: pa.Array | None = None
     head = sequence_hashes(hashes[head_index], head_offsets, domain_constant(key, b"head"))
     tail = sequence_hashes(hashes[tail_index], tail_offsets, domain_constant(key, b"tail"))
     return SketchColumns(band_keys, line_lists, as_signed(head), as_signed(tail),
-                         excerpts(skeleton))
+                         excerpts(skeleton) if excerpt else None)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import hmac
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
@@ -74,7 +74,7 @@ from distillwatch.gateway.network import (
     normalise_ip,
 )
 from distillwatch.gateway.sink import ExchangeSink, Seen, decode_body
-from distillwatch.gateway.state import LocalState, RedisState, StateUnavailable
+from distillwatch.gateway.state import Addition, LocalState, RedisState, StateUnavailable
 
 logger = logging.getLogger(__name__)
 # A request's admission (:meth:`Gateway.admission`): decision kind, seconds to retry after
@@ -222,9 +222,8 @@ class _CountingCounters:
     def __init__(self, state: LocalState, metrics: GatewayMetrics) -> None:
         self._state, self._metrics = state, metrics
 
-    async def add(self, name: str, subject: str, window_s: float, now: float,
-                  amount: float = 1.0) -> float:
-        return await self._state.add(name, subject, window_s, now, amount)
+    async def add_many(self, additions: Sequence[Addition]) -> list[float]:
+        return await self._state.add_many(additions)
 
     async def set_decision(self, subject: str, decision: Decision) -> None:
         self._metrics.matcher_hits.labels(decision.kind).inc()

@@ -4,11 +4,11 @@ The gateway hands every forwarded request to :meth:`OnlineDetector.observe`, whi
 it on a bounded queue (full: dropped and counted, never waited on). :meth:`OnlineDetector.run`
 takes the queue in batches, turns each request into the Exchange record batch ingest would make
 of the same provider log line (``ingest.readers.accept``: the same conversion, validation and
-capping), fingerprints the batch with ``fingerprint.features_from_arrow`` (the batch code, so
-a request's scaffold keys are the keys the scan computed for the same exchange), matches the
-keys against :class:`~distillwatch.gateway.indicators.Indicators`, adds the evidence to
-sliding-window :class:`Counters` (shared by every replica when they live in Redis) and sets a
-decision for an account once its evidence is enough.
+capping), fingerprints the batch with ``fingerprint.features_from_arrow`` (the batch code, its
+scaffold columns only, so a request's scaffold keys are the keys the scan computed for the
+same exchange), matches the keys against :class:`~distillwatch.gateway.indicators.Indicators`,
+adds the evidence to sliding-window :class:`Counters` (shared by every replica when they live
+in Redis) and sets a decision for an account once its evidence is enough.
 
 The rules mirror batch's caution (``docs/detector.md``: one family of evidence alone never
 links two accounts; thousands of developers run one open-source agent):
@@ -58,8 +58,8 @@ import logging
 import multiprocessing
 import os
 import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -122,9 +122,10 @@ class Observed:
 class Counters(Protocol):
     """Sliding-window counters and decisions (``state.LocalState``, ``state.RedisState``)."""
 
-    async def add(self, name: str, subject: str, window_s: float, now: float,
-                  amount: float = 1.0) -> float:
-        """Add ``amount`` and return the sum over the last ``window_s`` seconds."""
+    async def add_many(self, additions: Sequence[tuple[str, str, float, float, float]]
+                       ) -> list[float]:
+        """Add ``amount`` to each ``(name, subject, window_s, now, amount)`` window; the
+        sums over their last ``window_s`` seconds, in order (one round trip for all)."""
         ...
 
     async def set_decision(self, subject: str, decision: Decision) -> None:
@@ -327,9 +328,10 @@ def _iso(ts: float) -> str:
         "+00:00", "Z")
 
 
-def _copied_body(api: str, body: dict) -> dict | None:
-    """The body with the parts batch conversion edits in place copied (the caller's body is
-    never modified), and a completions ``prompt`` as one user message."""
+def _chat_body(api: str, body: dict, owned: bool) -> dict | None:
+    """The body as batch conversion takes it: a completions ``prompt`` as one user message,
+    and, unless the body is ``owned`` (parsed here), the parts that conversion edits in
+    place copied, so that the caller's body is never modified."""
     if api == "openai_completions":
         prompt = body.get("prompt")
         if isinstance(prompt, list):
@@ -338,6 +340,8 @@ def _copied_body(api: str, body: dict) -> dict | None:
             return None
         body = {k: v for k, v in body.items() if k != "prompt"}
         body["messages"] = [{"role": "user", "content": prompt}]
+        return body
+    if owned:
         return body
     out = dict(body)
     if isinstance(body.get("messages"), list):
@@ -362,14 +366,15 @@ def exchange_record(request: Observed, exchange_id: str) -> dict | None:
     from distillwatch.ingest.readers import accept
 
     parsed = request.body
-    if isinstance(parsed, bytes | bytearray | memoryview):
+    owned = isinstance(parsed, bytes | bytearray | memoryview)
+    if owned:
         try:
             parsed = orjson.loads(parsed)
         except orjson.JSONDecodeError:
             return None
     if request.api not in _RESPONSE_HINT or not isinstance(parsed, dict):
         return None
-    body = _copied_body(request.api, parsed)
+    body = _chat_body(request.api, parsed, owned)
     if body is None:
         return None
     if not body.get("model"):
@@ -414,7 +419,7 @@ def scaffold_keys(batch: list[Observed], key: bytes, start_id: int = 0) -> Scaff
         key: The provider's fingerprint key (the scan's).
         start_id: Number of the first request (synthetic exchange ids).
     """
-    from distillwatch.fingerprint.features import features_from_arrow
+    from distillwatch.fingerprint.features import SCAFFOLD_COLUMNS, features_from_arrow
     from distillwatch.io.arrow_layout import to_arrow
 
     rows, records = [], []
@@ -426,7 +431,7 @@ def scaffold_keys(batch: list[Observed], key: bytes, start_id: int = 0) -> Scaff
     empty = np.zeros(0, np.int64)
     if not records:
         return ScaffoldKeys(np.asarray(rows, np.int64), empty, empty, empty)
-    features = features_from_arrow(to_arrow(records), key)
+    features = features_from_arrow(to_arrow(records), key, columns=SCAFFOLD_COLUMNS)
     count = len(records)
     parts_row, parts_kind, parts_key = [], [], []
 
@@ -465,6 +470,7 @@ def _found(keys: np.ndarray, index: np.ndarray) -> np.ndarray:
 
 
 _JUDGE_GROUP = 4  # subjects judged between two turns of the event loop
+_MATCH_SLICE = 16  # requests matched between two turns of the event loop
 
 
 def _start_worker(parent: int, nice: int) -> None:
@@ -501,6 +507,17 @@ class _Evidence:
     ips: set[str] = field(default_factory=set)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """One subject to judge: its evidence and what the indicators say of its account."""
+
+    subject: str
+    item: _Evidence
+    facts: AccountInfo | None
+    paying: frozenset[str]   # campaigns whose payment fingerprints the account uses
+    campaigns: list[str]     # campaigns it has any evidence for
+
+
 class OnlineDetector:
     """Matches requests against campaign indicators and decides on accounts in the background.
 
@@ -528,7 +545,8 @@ class OnlineDetector:
         self.counters = counters
         self.key = key
         self.asn_lookup = asn_lookup
-        self._queue: asyncio.Queue[Observed] | None = None
+        self._pending: deque[Observed] = deque()
+        self._idle: asyncio.Future | None = None  # set while run() waits for a first request
         self._executor: Executor | None = None
         self._sequence = 0
         # Scaffold keys that protected accounts' requests carry: key -> those accounts (a few).
@@ -537,46 +555,45 @@ class OnlineDetector:
         self._decided: dict[str, tuple[int, float]] = {}
         self.stats: Counter = Counter()
 
-    # --- the queue -------------------------------------------------------------------------
+    # --- the queue (a deque: observe and run share the event loop) --------------------------
 
     @property
-    def queue(self) -> asyncio.Queue[Observed]:
-        """The bounded queue (made on first use, inside the running event loop)."""
-        if self._queue is None:
-            self._queue = asyncio.Queue(maxsize=self.settings.queue_size)
-        return self._queue
+    def pending(self) -> int:
+        """Requests observed and not yet taken into a batch."""
+        return len(self._pending)
 
     def observe(self, request: Observed) -> None:
-        """Enqueue a request; never blocks: when the queue is full it is dropped and counted."""
-        try:
-            self.queue.put_nowait(request)
-            self.stats["observed"] += 1
-        except asyncio.QueueFull:
+        """Enqueue a request; never blocks: when the queue is full it is dropped and counted.
+
+        Appending costs no wake-up of the loop, except for the first request after it went
+        idle (an ``asyncio.Queue`` woke the batching task for every request)."""
+        if len(self._pending) >= self.settings.queue_size:
             self.stats["dropped"] += 1
+            return
+        self._pending.append(request)
+        self.stats["observed"] += 1
+        if self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
 
     async def run(self) -> None:
-        """The background loop: batches of up to ``max_batch`` requests, or what arrived within
-        ``batch_wait_s`` of the first, until cancelled. Errors are logged and counted."""
-        queue = self.queue
+        """The background loop, until cancelled: from the first request after an idle spell,
+        waits ``batch_wait_s`` for more, then takes a batch of up to ``max_batch`` (at once
+        while more than that wait). Errors are logged and counted."""
+        settings, pending = self.settings, self._pending
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                batch = [await queue.get()]
-                deadline = time.monotonic() + self.settings.batch_wait_s
-                while len(batch) < self.settings.max_batch:
+                if not pending:
+                    self._idle = loop.create_future()
                     try:
-                        batch.append(queue.get_nowait())
-                        continue
-                    except asyncio.QueueEmpty:
-                        pass
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    try:
-                        batch.append(await asyncio.wait_for(queue.get(), left))
-                    except TimeoutError:
-                        break
+                        await self._idle
+                    finally:
+                        self._idle = None
+                if len(pending) < settings.max_batch:
+                    await asyncio.sleep(settings.batch_wait_s)
+                batch = [pending.popleft() for _ in range(min(len(pending), settings.max_batch))]
                 try:
-                    await self.process(batch)
+                    await self.process(batch, verdicts=False)
                 except Exception:  # the loop must outlive one bad batch
                     self.stats["errors"] += 1
                     logger.exception("Online detector batch of %d requests failed", len(batch))
@@ -615,48 +632,71 @@ class OnlineDetector:
         return await loop.run_in_executor(self._executor, _scaffold_keys_job, batch,
                                           self.key, start)
 
-    async def process(self, batch: list[Observed]) -> list[Verdict]:
+    async def process(self, batch: list[Observed], verdicts: bool = True) -> list[Verdict]:
         """Fingerprint, match and accumulate one batch; set decisions where evidence is enough.
 
+        Args:
+            batch: The requests.
+            verdicts: False skips making the verdicts (the background loop reads none).
+
         Returns:
-            One verdict per request, in order.
+            One verdict per request, in order (none when ``verdicts`` is False).
         """
         if not batch:
             return []
         started = time.perf_counter()
         keys = await self._keys(batch)
         self.stats["fingerprint_s"] += time.perf_counter() - started
-        return await self.process_keyed(batch, keys)
+        return await self.process_keyed(batch, keys, verdicts)
 
-    async def process_keyed(self, batch: list[Observed], keys: ScaffoldKeys) -> list[Verdict]:
+    async def process_keyed(self, batch: list[Observed], keys: ScaffoldKeys,
+                            verdicts: bool = True) -> list[Verdict]:
         """:meth:`process` for a batch already fingerprinted (``scaffold_keys(batch, key)``).
 
         Replays fingerprint many requests at once and decide in batches of simulated time.
+        The batch is matched a slice of requests at a time, with a turn of the event loop
+        between slices (as between the groups of subjects judged after): a whole batch at
+        once held the requests arriving meanwhile for milliseconds.
         """
         started = time.perf_counter()
         indicators, index_keys = self._loaded
         self.stats["batches"] += 1
         self.stats["processed"] += len(batch)
         self.stats["invalid"] += len(batch) - len(keys.rows)
-        matches, scored = self._match(batch, keys, indicators, index_keys)
-        evidence = self._gather(batch, matches, scored, indicators)
+        found = _found(keys.keys, index_keys)
+        # The found keys in request order, so that a slice of requests finds its own.
+        found_rows = keys.rows[keys.key_row[found]]
+        order = np.argsort(found_rows, kind="stable")
+        found, found_rows = found[order], found_rows[order]
+        matches: list[list[Match]] = [[] for _ in batch]
+        scored: list[dict] = [{} for _ in batch]
+        evidence: dict[str, _Evidence] = {}
+        for start in range(0, len(batch), _MATCH_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            rows = range(start, min(start + _MATCH_SLICE, len(batch)))
+            low, high = np.searchsorted(found_rows, (rows.start, rows.stop))
+            self._match(batch, keys, found[low:high], rows, indicators, matches, scored)
+            self._gather(batch, rows, matches, scored, indicators, evidence)
         settings = self.settings
         hits = [tuple(c for c, (score, _) in per.items() if score >= settings.template_min_score)
                 for per in scored]
-        touched = [tuple(c for c, (score, _) in per.items() if score >= settings.touch_min_score)
-                   for per in scored]
         self.stats["template_hits"] += sum(1 for h in hits if h)
+        await asyncio.sleep(0)
         decided = await self._accumulate(evidence, indicators)
-        verdicts = []
-        for index, request in enumerate(batch):
-            subject = _subject(request)
-            decision, rule = decided.get(subject, (None, None)) if subject else (None, None)
-            last = subject in evidence and evidence[subject].last == index
-            verdicts.append(Verdict(subject, request.account_id, tuple(matches[index]),
-                                    hits[index], touched[index], decision if last else None,
-                                    rule if last else None))
+        out = []
+        if verdicts:
+            for index, request in enumerate(batch):
+                subject = _subject(request)
+                decision, rule = decided.get(subject, (None, None)) if subject else (None, None)
+                last = subject in evidence and evidence[subject].last == index
+                touched = tuple(c for c, (score, _) in scored[index].items()
+                                if score >= settings.touch_min_score)
+                out.append(Verdict(subject, request.account_id, tuple(matches[index]),
+                                   hits[index], touched, decision if last else None,
+                                   rule if last else None))
         self.stats["match_s"] += time.perf_counter() - started
-        return verdicts
+        return out
 
     def _protected(self, account_id: str | None, indicators: Indicators) -> bool:
         """Declared organisation, verified, or allowed by the scan (and in no campaign)."""
@@ -666,13 +706,12 @@ class OnlineDetector:
         scanned = indicators.scanned(account_id)
         return scanned is not None and scanned.decision == "allow" and not scanned.campaign_id
 
-    def _match(self, batch: list[Observed], keys: ScaffoldKeys, indicators: Indicators,
-               index_keys: np.ndarray) -> tuple[list[list[Match]], list[dict]]:
-        """Each request's matches, and per request {campaign: (score, {key: weight})}."""
+    def _match(self, batch: list[Observed], keys: ScaffoldKeys, found: np.ndarray,
+               rows: range, indicators: Indicators, matches: list[list[Match]],
+               scored: list[dict]) -> None:
+        """Fill ``matches`` and ``scored`` (per request {campaign: (score, {key: weight})}) for
+        the requests ``rows``, whose found keys are the positions ``found``."""
         settings = self.settings
-        matches: list[list[Match]] = [[] for _ in batch]
-        scored: list[dict] = [{} for _ in batch]
-        found = _found(keys.keys, index_keys)
         for position in found:
             row = int(keys.rows[keys.key_row[position]])
             kind = KINDS[keys.key_kind[position]]
@@ -692,23 +731,26 @@ class OnlineDetector:
                 entry = scored[row].setdefault(campaign, [0.0, 0.0, {}])
                 entry[0 if kind == "band" else 1] += weight
                 entry[2][value] = (weight, kind == "band")
-        for row, request in enumerate(batch):
-            scored[row] = {campaign: (min(bands, settings.band_cap) + others, weights)
-                           for campaign, (bands, others, weights) in scored[row].items()}
+        for row in rows:
+            request = batch[row]
+            if scored[row]:
+                scored[row] = {campaign: (min(bands, settings.band_cap) + others, weights)
+                               for campaign, (bands, others, weights) in scored[row].items()}
             for campaign, shown in indicators.campaigns_of_ip(request.client_ip):
                 matches[row].append(Match(campaign, "ip_prefix", shown))
             if self.asn_lookup is not None and request.client_ip:
                 asn = self.asn_lookup(request.client_ip)
                 for campaign in indicators.campaigns_of_asn(asn):
                     matches[row].append(Match(campaign, "asn", str(asn)))
-        return matches, scored
 
-    def _gather(self, batch: list[Observed], matches: list[list[Match]],
-                scored: list[dict], indicators: Indicators) -> dict[str, _Evidence]:
+    def _gather(self, batch: list[Observed], rows: range, matches: list[list[Match]],
+                scored: list[dict], indicators: Indicators,
+                evidence: dict[str, _Evidence]) -> None:
+        """Add the evidence of the requests ``rows`` to their subjects' in ``evidence``."""
         settings = self.settings
-        evidence: dict[str, _Evidence] = {}
         network_kinds = {"ip_prefix", "asn"} if settings.asn_is_network else {"ip_prefix"}
-        for index, request in enumerate(batch):
+        for index in rows:
+            request = batch[index]
             subject = _subject(request)
             if subject is None:
                 continue
@@ -742,65 +784,86 @@ class OnlineDetector:
                     network.add(match.campaign_id)
             for campaign in network:
                 item.network[campaign] += 1
-        return evidence
 
     async def _accumulate(self, evidence: dict[str, _Evidence], indicators: Indicators
                           ) -> dict[str, tuple[Decision, str]]:
-        # Subjects are judged a group at a time, with a turn of the event loop between
-        # groups: judging a whole batch at once ran as one burst of callbacks, holding the
-        # requests that arrived meanwhile for milliseconds.
+        # Subjects are judged a group at a time: each group's windows are added in one
+        # call (one Redis round trip; in process no task per window), with a turn of the
+        # event loop between groups, so that no request waits long behind a batch.
+        decided: dict[str, tuple[Decision, str]] = {}
         items = list(evidence.items())
-        results: list = []
         for start in range(0, len(items), _JUDGE_GROUP):
             if start:
                 await asyncio.sleep(0)
-            results += await asyncio.gather(*(self._judge(subject, item, indicators)
-                                              for subject, item in
-                                              items[start:start + _JUDGE_GROUP]))
-        return {subject: result for subject, result in zip(evidence, results, strict=True)
-                if result is not None}
+            plans = [self._plan(subject, item, indicators)
+                     for subject, item in items[start:start + _JUDGE_GROUP]]
+            for plan, sums in zip(plans, await self._counts(plans), strict=True):
+                result = await self._judge(plan, sums, indicators)
+                if result is not None:
+                    decided[plan.subject] = result
+        return decided
 
-    async def _counts(self, subject: str, item: _Evidence, campaigns: list[str]
-                      ) -> dict[str, float]:
-        """Add the batch's evidence to the sliding windows; the new sums by name."""
-        settings, counters, now = self.settings, self.counters, item.ts
+    def _plan(self, subject: str, item: _Evidence, indicators: Indicators) -> _Plan:
+        facts = indicators.account(item.account_id)
+        paying = indicators.campaigns_of_payment(facts.payment_fingerprint if facts else None)
+        campaigns = sorted({c for _, owners, _ in item.keys.values() for c in owners}
+                           | set(item.network) | set(paying))
+        return _Plan(subject, item, facts, frozenset(paying), campaigns)
+
+    async def _counts(self, plans: list[_Plan]) -> list[dict[str, float]]:
+        """Add the group's evidence to the sliding windows; per subject the new sums by name."""
+        settings = self.settings
         window, volume = settings.window_s, settings.volume_window_s
-        adds = {"requests": counters.add("req", subject, window, now, item.requests),
-                "hour": counters.add("req_volume", subject, volume, now, item.requests)}
-        if item.key_id and not subject.startswith("key:"):
-            adds["key_hour"] = counters.add("req_volume", f"key:{item.key_id}", volume, now,
-                                            item.requests)
-        if item.client_ip and not subject.startswith("ip:"):
-            adds["ip_hour"] = counters.add("req_volume", f"ip:{item.client_ip}", volume, now,
-                                           item.requests)
-        # Distinct scaffold keys over the window: a key counts when first seen in it.
-        keys = sorted(item.keys)
-        for value in keys:
-            adds[f"seen:{value}"] = counters.add(f"seen:{value}", subject, window, now, 1.0)
-        for ip in sorted(item.ips):
-            adds[f"ip:{ip}"] = counters.add(f"ip_seen:{ip}", subject, window, now, 1.0)
-        sums = dict(zip(adds, await asyncio.gather(*adds.values()), strict=True))
-        new_ips = sum(1 for ip in item.ips if sums[f"ip:{ip}"] < 1.5)
-        fresh: Counter = Counter()  # (campaign, is band) -> weight of keys new in the window
-        for value in keys:
-            if sums[f"seen:{value}"] < 1.5:
-                weight, owners, band = item.keys[value]
-                for campaign in owners:
-                    fresh[campaign, band] += weight
-        adds = {"ips": counters.add("ips", subject, window, now, new_ips)}
-        for campaign in campaigns:
-            for name, amount in (("tpl", item.hits[campaign]), ("touch", item.touches[campaign]),
-                                 ("net", item.network[campaign]),
-                                 ("kband", fresh[campaign, True]),
-                                 ("kother", fresh[campaign, False])):
-                adds[f"{name}:{campaign}"] = counters.add(f"{name}:{campaign}", subject,
-                                                          window, now, amount)
-        sums.update(zip(adds, await asyncio.gather(*adds.values()), strict=True))
-        for campaign in campaigns:
-            # Band keys of one frame are correlated across requests too: capped as in one.
-            sums[f"keys:{campaign}"] = (min(sums[f"kband:{campaign}"], settings.band_cap)
-                                        + sums[f"kother:{campaign}"])
-        return sums
+        stages = []
+        for plan in plans:
+            subject, item, now = plan.subject, plan.item, plan.item.ts
+            adds = {"requests": ("req", subject, window, now, item.requests),
+                    "hour": ("req_volume", subject, volume, now, item.requests)}
+            if item.key_id and not subject.startswith("key:"):
+                adds["key_hour"] = ("req_volume", f"key:{item.key_id}", volume, now,
+                                    item.requests)
+            if item.client_ip and not subject.startswith("ip:"):
+                adds["ip_hour"] = ("req_volume", f"ip:{item.client_ip}", volume, now,
+                                   item.requests)
+            # Distinct scaffold keys over the window: a key counts when first seen in it.
+            for value in sorted(item.keys):
+                adds[f"seen:{value}"] = (f"seen:{value}", subject, window, now, 1.0)
+            for ip in sorted(item.ips):
+                adds[f"ip:{ip}"] = (f"ip_seen:{ip}", subject, window, now, 1.0)
+            stages.append(adds)
+        all_sums = await self._add_all(stages)
+        stages = []
+        for plan, sums in zip(plans, all_sums, strict=True):
+            subject, item, now = plan.subject, plan.item, plan.item.ts
+            new_ips = sum(1 for ip in item.ips if sums[f"ip:{ip}"] < 1.5)
+            fresh: Counter = Counter()  # (campaign, is band) -> weight of keys new in the window
+            for value, (weight, owners, band) in item.keys.items():
+                if sums[f"seen:{value}"] < 1.5:
+                    for campaign in owners:
+                        fresh[campaign, band] += weight
+            adds = {"ips": ("ips", subject, window, now, new_ips)}
+            for campaign in plan.campaigns:
+                for name, amount in (("tpl", item.hits[campaign]),
+                                     ("touch", item.touches[campaign]),
+                                     ("net", item.network[campaign]),
+                                     ("kband", fresh[campaign, True]),
+                                     ("kother", fresh[campaign, False])):
+                    adds[f"{name}:{campaign}"] = (f"{name}:{campaign}", subject, window, now,
+                                                  amount)
+            stages.append(adds)
+        for plan, sums, more in zip(plans, all_sums, await self._add_all(stages), strict=True):
+            sums.update(more)
+            for campaign in plan.campaigns:
+                # Band keys of one frame are correlated across requests too: capped as in one.
+                sums[f"keys:{campaign}"] = (min(sums[f"kband:{campaign}"], settings.band_cap)
+                                            + sums[f"kother:{campaign}"])
+        return all_sums
+
+    async def _add_all(self, stages: list[dict[str, tuple]]) -> list[dict[str, float]]:
+        """Every stage's additions in one call; per stage its sums by name."""
+        sums = iter(await self.counters.add_many(
+            [addition for stage in stages for addition in stage.values()]))
+        return [{name: next(sums) for name in stage} for stage in stages]
 
     def _rule(self, sums: dict[str, float], campaign: str, paying: bool, one_family: bool,
               concealment: float) -> str | None:
@@ -843,14 +906,10 @@ class OnlineDetector:
                     for signal in _CONCEALMENT]
         return float(noisy_or(weighted)[0])
 
-    async def _judge(self, subject: str, item: _Evidence, indicators: Indicators
+    async def _judge(self, plan: _Plan, sums: dict[str, float], indicators: Indicators
                      ) -> tuple[Decision, str] | None:
-        settings, now = self.settings, item.ts
-        facts = indicators.account(item.account_id)
-        paying = indicators.campaigns_of_payment(facts.payment_fingerprint if facts else None)
-        campaigns = sorted({c for _, owners, _ in item.keys.values() for c in owners}
-                           | set(item.network) | set(paying))
-        sums = await self._counts(subject, item, campaigns)
+        settings, subject, item, facts = self.settings, plan.subject, plan.item, plan.facts
+        now, campaigns, paying = item.ts, plan.campaigns, plan.paying
         one_family = not self._protected(item.account_id, indicators)
         concealment = self._concealment(facts, sums, now) if campaigns else 0.0
         best: tuple[int, float, str, str] | None = None  # (rank, evidence, campaign, rule)
