@@ -165,6 +165,20 @@ def test_online_fingerprints_equal_batch_ingest_of_the_same_exchange(tmp_path):
     bodies = [
         ("openai_chat", templated(rng), {"choices": [{"message": {"content": "ok"}}]}),
         ("openai_chat", agent(rng), {"choices": [{"message": {"content": "done"}}]}),
+        # An agent's turn with its history: scaffold keys read one system prompt and the
+        # last user message of it.
+        ("openai_chat", {**agent(rng), "messages": [
+            {"role": "developer", "content": "Answer in English."},
+            {"role": "system", "content": AGENT_SYSTEM},
+            {"role": "user", "content": SCAFFOLD.format(payload=payload(rng))},
+            {"role": "assistant", "content": None, "tool_calls": [{
+                "id": "c1", "type": "function",
+                "function": {"name": "read_file", "arguments": "{\"path\": \"a.py\"}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "print(1)"},
+            {"role": "user", "content": [{"type": "text",
+                                          "text": SCAFFOLD.format(payload=payload(rng))}]},
+            {"role": "assistant", "content": "ok"}]},
+         {"choices": [{"message": {"content": "done"}}]}),
         ("openai_responses", {"model": "m-1", "instructions": "Be terse.",
                               "input": SCAFFOLD.format(payload=payload(rng)),
                               "reasoning": {"effort": "high"}},

@@ -70,6 +70,26 @@ def test_openai_chat_fields():
     assert e["response"]["finish_reason"] == "length"
 
 
+def test_an_assistant_turn_that_only_calls_tools_is_a_valid_message():
+    # OpenAI sends an agent's tool calls as an assistant message with "content": null.
+    call = {"id": "call_1", "type": "function",
+            "function": {"name": "read_file", "arguments": "{\"path\": \"a.py\"}"}}
+    line = {**OPENAI_CHAT, "request": {**OPENAI_CHAT["request"], "messages": [
+        *OPENAI_CHAT["request"]["messages"],
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "print(1)"},
+        {"role": "assistant", "content": None},
+        {"role": "user", "content": "Now fix it."}]}}
+    e = to_exchange(line)
+    assert check_exchange(e) is None
+    messages = e["request"]["messages"]
+    assert messages[2]["content"] == [call] and messages[2]["tool_calls"] == [call]
+    assert messages[4]["content"] == ""
+    assert line["request"]["messages"][2]["content"] is None  # the log line is left as it was
+    features = exchange_features([e], b"k").to_pylist()[0]
+    assert features["messages"] == 6 and features["prompt_chars"] == len("Now fix it.")
+
+
 def test_openai_responses_fields():
     e = to_exchange(OPENAI_RESPONSES)
     assert e["timestamp"].startswith("2026-05-02") and e["request"]["system"] == "Grade answers."

@@ -411,6 +411,20 @@ def _ints(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return array.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64), valid
 
 
+def _scaffold_messages(record: dict) -> dict:
+    """The record with only the messages its scaffold keys read: the first system or
+    developer message (the system prompt where none is declared) and the last user message.
+    An agent's request carries its whole history; the rest of it would be laid out and
+    flattened for nothing."""
+    messages = record["request"]["messages"]
+    system = next((m for m in messages if m.get("role") in ("system", "developer")), None)
+    user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
+    kept = [m for m in messages if m is system or m is user]
+    if kept and len(kept) < len(messages):
+        record["request"] = {**record["request"], "messages": kept}
+    return record
+
+
 def scaffold_keys(batch: list[Observed], key: bytes, start_id: int = 0) -> ScaffoldKeys:
     """Fingerprint a batch of requests with the batch code and return their scaffold keys.
 
@@ -427,7 +441,7 @@ def scaffold_keys(batch: list[Observed], key: bytes, start_id: int = 0) -> Scaff
         record = exchange_record(request, f"gw-{start_id + index}")
         if record is not None:
             rows.append(index)
-            records.append(record)
+            records.append(_scaffold_messages(record))
     empty = np.zeros(0, np.int64)
     if not records:
         return ScaffoldKeys(np.asarray(rows, np.int64), empty, empty, empty)

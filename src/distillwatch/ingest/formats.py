@@ -60,9 +60,20 @@ def _base(record: dict, operation: str) -> dict:
     }
 
 
+def _chat_message(message: object) -> object:
+    """An OpenAI chat message as an Exchange message: an assistant turn that only calls
+    tools has ``content: null``, and its tool calls become its (non-text) parts."""
+    if not isinstance(message, dict) or "content" not in message or \
+            message["content"] is not None:
+        return message
+    calls = message.get("tool_calls")
+    return {**message, "content": [call for call in calls if isinstance(call, dict)]
+            if isinstance(calls, list) else ""}
+
+
 def _openai_chat(record: dict) -> dict:
     request, response = record["request"], record.get("response") or {}
-    messages = request.get("messages") or []
+    messages = [_chat_message(m) for m in request.get("messages") or []]
     system = next((m.get("content") for m in messages
                    if m.get("role") in ("system", "developer")
                    and isinstance(m.get("content"), str)), None)
