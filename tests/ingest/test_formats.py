@@ -79,15 +79,21 @@ def test_an_assistant_turn_that_only_calls_tools_is_a_valid_message():
         {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "call_1", "content": "print(1)"},
         {"role": "assistant", "content": None},
+        # The legacy function calling: a function_call, answered in the "function" role.
+        {"role": "assistant", "content": None, "function_call": call["function"]},
+        {"role": "function", "name": "read_file", "content": "print(2)"},
         {"role": "user", "content": "Now fix it."}]}}
     e = to_exchange(line)
     assert check_exchange(e) is None
     messages = e["request"]["messages"]
     assert messages[2]["content"] == [call] and messages[2]["tool_calls"] == [call]
     assert messages[4]["content"] == ""
+    assert messages[5]["content"] == [call["function"]]
+    assert messages[6]["role"] == "tool" and messages[6]["content"] == "print(2)"
     assert line["request"]["messages"][2]["content"] is None  # the log line is left as it was
+    assert line["request"]["messages"][6]["role"] == "function"
     features = exchange_features([e], b"k").to_pylist()[0]
-    assert features["messages"] == 6 and features["prompt_chars"] == len("Now fix it.")
+    assert features["messages"] == 8 and features["prompt_chars"] == len("Now fix it.")
 
 
 def test_openai_responses_fields():

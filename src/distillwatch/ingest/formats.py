@@ -62,13 +62,18 @@ def _base(record: dict, operation: str) -> dict:
 
 def _chat_message(message: object) -> object:
     """An OpenAI chat message as an Exchange message: an assistant turn that only calls
-    tools has ``content: null``, and its tool calls become its (non-text) parts."""
-    if not isinstance(message, dict) or "content" not in message or \
-            message["content"] is not None:
+    tools has ``content: null``, and its tool calls (or the legacy ``function_call``) become
+    its (non-text) parts; the legacy ``function`` role answering one is a ``tool`` message."""
+    if not isinstance(message, dict):
+        return message
+    if message.get("role") == "function":
+        message = {**message, "role": "tool"}
+    if "content" not in message or message["content"] is not None:
         return message
     calls = message.get("tool_calls")
-    return {**message, "content": [call for call in calls if isinstance(call, dict)]
-            if isinstance(calls, list) else ""}
+    if not isinstance(calls, list):
+        calls = [message["function_call"]] if "function_call" in message else []
+    return {**message, "content": [call for call in calls if isinstance(call, dict)] or ""}
 
 
 def _openai_chat(record: dict) -> dict:
