@@ -96,6 +96,21 @@ def test_an_assistant_turn_that_only_calls_tools_is_a_valid_message():
     assert features["messages"] == 8 and features["prompt_chars"] == len("Now fix it.")
 
 
+def test_responses_input_items_are_read_as_the_prompts_they_are():
+    prompt = "Rate this response from 1 to 10:\nThe answer is 42."
+    as_string = {**OPENAI_RESPONSES, "request": {**OPENAI_RESPONSES["request"],
+                                                 "input": prompt}}
+    as_items = {**OPENAI_RESPONSES, "request": {**OPENAI_RESPONSES["request"], "input": [
+        {"type": "message", "role": "user",
+         "content": [{"type": "input_text", "text": prompt}]}]}}
+    records = [to_exchange(as_string), to_exchange(as_items)]
+    assert all(check_exchange(r) is None for r in records)
+    one, other = exchange_features(records, b"k").to_pylist()
+    assert one["prompt_chars"] == other["prompt_chars"] == len(prompt)
+    for name in ("band_keys", "line_hashes", "head_key", "tail_key", "skeleton", "grading"):
+        assert one[name] == other[name], name
+
+
 def test_openai_responses_fields():
     e = to_exchange(OPENAI_RESPONSES)
     assert e["timestamp"].startswith("2026-05-02") and e["request"]["system"] == "Grade answers."

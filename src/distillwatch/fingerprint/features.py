@@ -79,7 +79,9 @@ SCAFFOLD_COLUMNS = ("system_hash", "tools_hash", "band_keys", "line_hashes", "he
                     "tail_key")
 
 # Bump when any fingerprint changes meaning: stores record it and refuse to mix versions.
-FINGERPRINT_VERSION = 2
+# 3: the Responses API's ``input_text`` / ``output_text`` parts are read as text (they were
+# named ``[input_text]``, so every such prompt had one fingerprint).
+FINGERPRINT_VERSION = 3
 
 __all__ = ["FEATURES_SCHEMA", "FINGERPRINT_VERSION", "SCAFFOLD_COLUMNS", "exchange_features",
            "features_from_arrow", "text_of"]

@@ -64,6 +64,11 @@ EXCHANGE_ARROW_SCHEMA = pa.schema([
 STRUCT_FIELDS = ("client", "request", "response", "usage")
 
 
+# Part types whose ``text`` is the message's text: Chat Completions and Anthropic ``text``,
+# the Responses API's ``input_text`` / ``output_text``.
+TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
+
+
 def text_of(content: object) -> str:
     """Message content as text: strings as they are, text parts joined, other parts named."""
     if isinstance(content, str):
@@ -72,7 +77,7 @@ def text_of(content: object) -> str:
         parts = []
         for part in content:
             if isinstance(part, dict):
-                parts.append(part.get("text") if part.get("type", "text") == "text"
+                parts.append(part.get("text") if part.get("type", "text") in TEXT_PARTS
                              else f"[{part.get('type', 'part')}]")
         return "\n".join(p for p in parts if p)
     return ""
