@@ -76,6 +76,7 @@ from distillwatch.exceptions import DistillwatchConfigError
 from distillwatch.fingerprint.arrays import whole
 from distillwatch.gateway.decisions import RANK, Decision
 from distillwatch.gateway.indicators import AccountInfo, Indicators, key_fingerprint
+from distillwatch.gateway.state import Addition
 from distillwatch.workers import lower_priority, watch_parent
 
 logger = logging.getLogger(__name__)
@@ -122,8 +123,7 @@ class Observed:
 class Counters(Protocol):
     """Sliding-window counters and decisions (``state.LocalState``, ``state.RedisState``)."""
 
-    async def add_many(self, additions: Sequence[tuple[str, str, float, float, float]]
-                       ) -> list[float]:
+    async def add_many(self, additions: Sequence[Addition]) -> list[float]:
         """Add ``amount`` to each ``(name, subject, window_s, now, amount)`` window; the
         sums over their last ``window_s`` seconds, in order (one round trip for all)."""
         ...

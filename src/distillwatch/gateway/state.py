@@ -115,10 +115,6 @@ class _Span:
         return (sum(store[first:first + self.size])
                 - store[first + (index + 1) % self.size] * fraction)
 
-    def add(self, key: tuple[str, str], now: float, amount: float) -> float:
-        base = self.bump(key, now, amount)
-        return self._sum(base, int(self.store[base]), now)  # bump advanced the window
-
     def bump(self, key: tuple[str, str], now: float, amount: float) -> int:
         """Add ``amount`` at ``now`` to ``key``'s window; its offset."""
         slots, store = self.slots, self.store
@@ -174,40 +170,16 @@ class SlidingCounters:
     def add(self, name: str, subject: str, window_s: float, now: float,
             amount: float = 1.0) -> float:
         """Add ``amount`` at ``now``; the new sum over the last ``window_s`` seconds."""
-        return self._span(window_s).add((name, subject), now, amount)
+        return self.add_many(((name, subject, window_s, now, amount),))[0]
 
     def add_many(self, additions: Iterable[Addition]) -> list[float]:
         """:meth:`add` of each ``(name, subject, window_s, now, amount)``, in order; the new
         sums. The detector adds a batch's windows through this: one call, not one each."""
         spans, sums = self._spans, []
-        append = sums.append
         for name, subject, window_s, now, amount in additions:
             span = spans.get(window_s) or self._span(window_s)
-            key = (name, subject)
-            base = span.slots.get(key)
-            if base is None:
-                base = span.bump(key, now, amount)
-                append(span._sum(base, int(span.store[base]), now))  # bump advanced it
-                continue
-            # ``_Span.bump`` and ``_Span._sum`` written out: a function call costs about
-            # as much here as the arithmetic, and the detector adds ~6 windows a request.
-            span.slots.move_to_end(key)
-            store, size, first = span.store, span.size, base + 2
-            index, head = int(now // span.width), int(store[base])
-            if index <= head:
-                index = head  # a late event counts in the newest bucket
-            else:
-                if index - head >= size:
-                    store[first:first + size] = span.zeros
-                else:
-                    for step in range(head + 1, index + 1):
-                        store[first + step % size] = 0.0
-                store[base] = index
-            store[first + index % size] += amount
-            store[base + 1] = index
-            span.forget_idle(index)
-            fraction = min(max(now / span.width - index, 0.0), 1.0)
-            append(sum(store[first:first + size]) - store[first + (index + 1) % size] * fraction)
+            base = span.bump((name, subject), now, amount)
+            sums.append(span._sum(base, int(span.store[base]), now))  # bump advanced it
         return sums
 
     def count(self, name: str, subject: str, window_s: float, now: float,
