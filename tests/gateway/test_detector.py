@@ -183,6 +183,27 @@ def test_online_fingerprints_equal_batch_ingest_of_the_same_exchange(tmp_path):
                               "input": SCAFFOLD.format(payload=payload(rng)),
                               "reasoning": {"effort": "high"}},
          {"object": "response", "output": []}),
+        # Anthropic's agent turn: the tool's output comes back in a user turn of tool_result
+        # parts, and the prompt is the last user turn that holds more than that.
+        ("anthropic_messages", {
+            "model": "m-1", "system": [{"type": "text", "text": AGENT_SYSTEM}],
+            "max_tokens": 900,
+            "tools": [{"name": "read_file", "description": "Read a file",
+                       "input_schema": {"type": "object"}}],
+            "messages": [
+                {"role": "user", "content": SCAFFOLD.format(payload=payload(rng))},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "c1",
+                                                   "name": "read_file", "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1",
+                                              "content": "print(1)"}]}]},
+         {"type": "message", "content": [{"type": "text", "text": "hi"}],
+          "stop_reason": "end_turn"}),
+        ("openai_responses", {"model": "m-1", "instructions": AGENT_SYSTEM, "input": [
+            {"role": "user", "content": SCAFFOLD.format(payload=payload(rng))},
+            {"type": "function_call", "call_id": "c1", "name": "read_file", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "output": "print(1)"}],
+            "tools": [{"type": "function", "name": "read_file", "parameters": {}}]},
+         {"object": "response", "output": []}),
         ("anthropic_messages", {"model": "m-1", "system": AGENT_SYSTEM, "max_tokens": 900,
                                 "thinking": {"type": "enabled", "budget_tokens": 2000},
                                 "messages": [{"role": "user", "content": [

@@ -134,3 +134,107 @@ def test_log_lines_flow_through_reading_and_fingerprinting(tmp_path):
     assert [f["grading"] for f in features] == [False, True, False]
     assert features[0]["n"] == 4 and features[0]["logprobs"] is True
     assert features[2]["capability"] == "agentic_tool_use"
+
+
+# One agent step, the same in the three wire formats: a system prompt, two tools, the task,
+# a tool call and its result, and the next model call.
+TASK = "Fix the failing test in parser.py.\nExplain each step of your reasoning."
+SCHEMA = {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}
+AGENT_CHAT = {**IDENTITY, "timestamp": "2026-05-02T10:00:00Z", "request_id": "r1", "request": {
+    "model": "m", "messages": [
+        {"role": "system", "content": "You are a coding agent."},
+        {"role": "user", "content": TASK},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function",
+             "function": {"name": "read_file", "arguments": "{\"path\": \"parser.py\"}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "def parse(): ..."}],
+    "tools": [{"type": "function", "function": {"name": "read_file", "description": "Read a file",
+                                                "parameters": SCHEMA}},
+              {"type": "function", "function": {"name": "run_tests", "description": "Run tests",
+                                                "parameters": {"type": "object"}}}]}}
+AGENT_RESPONSES = {**IDENTITY, "timestamp": "2026-05-02T10:00:00Z", "request_id": "r1", "request": {
+    "model": "m", "instructions": "You are a coding agent.", "input": [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": TASK}]},
+        {"type": "reasoning", "summary": []},
+        {"type": "function_call", "call_id": "c1", "name": "read_file",
+         "arguments": "{\"path\": \"parser.py\"}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "def parse(): ..."}],
+    "tools": [{"type": "function", "name": "read_file", "description": "Read a file",
+               "parameters": SCHEMA, "strict": True},
+              {"type": "function", "name": "run_tests", "description": "Run tests",
+               "parameters": {"type": "object"}}]}}
+AGENT_ANTHROPIC = {**IDENTITY, "timestamp": "2026-05-02T10:00:00Z", "request_id": "r1", "request": {
+    "model": "m", "max_tokens": 4096, "system": [{"type": "text", "text": "You are a coding agent.",
+                                                 "cache_control": {"type": "ephemeral"}}],
+    "messages": [
+        {"role": "user", "content": TASK},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "...", "signature": "s"},
+            {"type": "tool_use", "id": "c1", "name": "read_file",
+             "input": {"path": "parser.py"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1",
+                                      "content": [{"type": "text", "text": "def parse(): ..."}]}]}],
+    "tools": [{"name": "read_file", "description": "Read a file", "input_schema": SCHEMA},
+              {"name": "run_tests", "description": "Run tests", "input_schema": {"type": "object"},
+               "cache_control": {"type": "ephemeral"}}]}}
+SCAFFOLD = ("system_hash", "tools_hash", "band_keys", "line_hashes", "head_key", "tail_key",
+            "skeleton", "prompt_chars", "user_turns", "cot", "tool_trace", "capability")
+
+
+def test_an_agent_step_has_one_fingerprint_in_every_wire_format():
+    records = [to_exchange(r) for r in (AGENT_CHAT, AGENT_RESPONSES, AGENT_ANTHROPIC)]
+    assert [r["source_format"] for r in records] == [
+        "openai_chat", "openai_responses", "anthropic_messages"]
+    assert all(check_exchange(r) is None for r in records)
+    chat, responses, anthropic = exchange_features(records, b"k").to_pylist()
+    for name in SCAFFOLD:
+        assert chat[name] == responses[name] == anthropic[name], name
+    # The task is the prompt, not the tool's output; the tool result is no user turn.
+    assert chat["prompt_chars"] == len(TASK) and chat["user_turns"] == 1
+    assert chat["tools_hash"] is not None and chat["capability"] == "agentic_tool_use"
+
+
+def test_tools_are_told_apart_by_what_they_are_in_every_wire_format():
+    def tools_hash(record: dict, tools: list) -> int:
+        line = {**record, "request": {**record["request"], "tools": tools}}
+        return exchange_features([to_exchange(line)], b"k").column("tools_hash")[0].as_py()
+
+    for record, first, other in (
+            (AGENT_ANTHROPIC, {"name": "read_file", "input_schema": SCHEMA},
+             {"name": "delete_file", "input_schema": SCHEMA}),
+            (AGENT_ANTHROPIC, {"type": "web_search_20250305", "name": "web_search",
+                               "max_uses": 5},
+             {"type": "web_search_20250305", "name": "web_search", "max_uses": 50}),
+            (AGENT_RESPONSES, {"type": "function", "name": "read_file", "parameters": SCHEMA},
+             {"type": "function", "name": "read_file", "parameters": {"type": "object"}}),
+            (AGENT_RESPONSES, {"type": "file_search", "vector_store_ids": ["vs_1"]},
+             {"type": "web_search_preview"})):
+        assert tools_hash(record, [first]) != tools_hash(record, [other]), (first, other)
+    # The same tool, whichever API declared it.
+    assert tools_hash(AGENT_CHAT, [AGENT_CHAT["request"]["tools"][0]]) == tools_hash(
+        AGENT_ANTHROPIC, [AGENT_ANTHROPIC["request"]["tools"][0]]) == tools_hash(
+        AGENT_RESPONSES, [AGENT_RESPONSES["request"]["tools"][0]])
+
+
+def test_tool_results_and_a_user_note_in_one_anthropic_turn():
+    # Anthropic puts tool results first in a user turn, then anything the user adds.
+    note = "Also keep the public API unchanged."
+    line = {**AGENT_ANTHROPIC, "request": {**AGENT_ANTHROPIC["request"], "messages": [
+        *AGENT_ANTHROPIC["request"]["messages"][:2],
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "c1", "content": "def parse(): ..."},
+            {"type": "tool_result", "tool_use_id": "c2", "is_error": True},
+            {"type": "text", "text": note}]}]}}
+    features = exchange_features([to_exchange(line)], b"k").to_pylist()[0]
+    assert features["prompt_chars"] == len(note) and features["user_turns"] == 2
+    assert features["messages"] == 5      # user, assistant, two tool results, the note
+
+
+def test_a_responses_call_that_only_returns_tool_output_is_kept():
+    # With previous_response_id, an agent's next call sends only the tool's output.
+    line = {**OPENAI_RESPONSES, "request": {
+        "model": "m", "previous_response_id": "resp_0", "input": [
+            {"type": "function_call_output", "call_id": "c1", "output": "42"}]}}
+    e = to_exchange(line)
+    assert check_exchange(e) is None
+    assert e["request"]["messages"] == [{"role": "tool", "tool_call_id": "c1", "content": "42"}]

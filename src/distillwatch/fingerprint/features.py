@@ -81,7 +81,10 @@ SCAFFOLD_COLUMNS = ("system_hash", "tools_hash", "band_keys", "line_hashes", "he
 # Bump when any fingerprint changes meaning: stores record it and refuse to mix versions.
 # 3: the Responses API's ``input_text`` / ``output_text`` parts are read as text (they were
 # named ``[input_text]``, so every such prompt had one fingerprint).
-FINGERPRINT_VERSION = 3
+# 4: the Responses API's and Anthropic's tools are read in Chat Completions' shape (their
+# names, descriptions and schemas were dropped, so every list of N such tools had one
+# hash), and Anthropic's tool results are tool messages, not the prompt.
+FINGERPRINT_VERSION = 4
 
 __all__ = ["FEATURES_SCHEMA", "FINGERPRINT_VERSION", "SCAFFOLD_COLUMNS", "exchange_features",
            "features_from_arrow", "text_of"]

@@ -77,6 +77,7 @@ from distillwatch.fingerprint.arrays import whole
 from distillwatch.gateway.decisions import RANK, Decision
 from distillwatch.gateway.indicators import AccountInfo, Indicators, key_fingerprint
 from distillwatch.gateway.state import Addition
+from distillwatch.io.arrow_layout import is_user_turn
 from distillwatch.workers import lower_priority, watch_parent
 
 logger = logging.getLogger(__name__)
@@ -418,7 +419,7 @@ def _scaffold_messages(record: dict) -> dict:
     flattened for nothing."""
     messages = record["request"]["messages"]
     system = next((m for m in messages if m.get("role") in ("system", "developer")), None)
-    user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
+    user = next((m for m in reversed(messages) if is_user_turn(m)), None)
     kept = [m for m in messages if m is system or m is user]
     if kept and len(kept) < len(messages):
         record["request"] = {**record["request"], "messages": kept}

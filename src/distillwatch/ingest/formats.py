@@ -105,14 +105,39 @@ def _openai_chat(record: dict) -> dict:
     }
 
 
+def _responses_item(item: object) -> dict | None:
+    """A Responses API input item as a chat message: messages as they are, an agent's tool
+    calls (``function_call``, ``web_search_call``, ...) as assistant tool calls and their
+    outputs (``function_call_output``, ...) as ``tool`` messages, as Chat Completions sends
+    them; other items (reasoning, references) are not messages."""
+    if not isinstance(item, dict):
+        return None
+    if "role" in item:
+        return {"role": item["role"], "content": item.get("content", "")}
+    kind = item.get("type")
+    if not isinstance(kind, str):
+        return None
+    if kind.endswith("_call_output"):
+        output = item.get("output")
+        return {"role": "tool", "tool_call_id": item.get("call_id"),
+                "content": output if isinstance(output, str | list) else
+                [output] if isinstance(output, dict) else ""}
+    if kind.endswith("_call"):
+        arguments = item.get("arguments", item.get("input"))
+        call = {"id": item.get("call_id") or item.get("id"), "type": "function",
+                "function": {"name": item.get("name") or kind,
+                             "arguments": arguments if isinstance(arguments, str) else None}}
+        return _chat_message({"role": "assistant", "content": None, "tool_calls": [call]})
+    return None
+
+
 def _openai_responses(record: dict) -> dict:
     request, response = record["request"], record.get("response") or {}
     given = request.get("input")
     if isinstance(given, str):
         messages = [{"role": "user", "content": given}]
     else:
-        messages = [{"role": item.get("role", "user"), "content": item.get("content", "")}
-                    for item in given or [] if isinstance(item, dict) and "role" in item]
+        messages = [m for m in map(_responses_item, given or []) if m is not None]
     texts = [part.get("text") for item in response.get("output") or []
              if isinstance(item, dict) and item.get("type") == "message"
              for part in item.get("content") or [] if part.get("type") == "output_text"]

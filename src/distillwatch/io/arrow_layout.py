@@ -5,6 +5,17 @@ message content is text (a list of parts becomes its text parts joined by newlin
 parts named like ``[image_url]``), and a tool's JSON ``parameters`` are JSON text.
 ``to_arrow`` puts JSON records into this layout; Parquet logs written by other tools in it
 are read as they are.
+
+The three wire formats say the same things in different shapes, and the layout gives each
+one shape, so a scaffold has one fingerprint whichever API it was sent through:
+
+- tools are Chat Completions' ``{"type", "function": {"name", "description",
+  "parameters"}}``: the Responses API's flat function tools and Anthropic's ``{"name",
+  "description", "input_schema"}`` are put in that shape, and built-in tools (web search, code
+  execution, ...) keep their type and name, their settings as parameters;
+- Anthropic returns tool results in a user turn of ``tool_result`` parts; Chat Completions
+  in ``tool`` messages. In the layout they are ``tool`` messages, and the user turn keeps
+  only its other parts (none left: no user turn).
 """
 
 from __future__ import annotations
@@ -83,13 +94,64 @@ def text_of(content: object) -> str:
     return ""
 
 
+def _json_text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+# Keys of a flat tool that are not its settings: what it is, and transport hints
+# (Anthropic's prompt-cache marker, OpenAI's strict-schema switch).
+_TOOL_KEYS = frozenset({"type", "name", "description", "parameters", "input_schema", "strict",
+                        "cache_control"})
+
+
 def _tool(tool: object) -> object:
-    function = tool.get("function") if isinstance(tool, dict) else None
-    if isinstance(function, dict) and not isinstance(function.get("parameters"), str | None):
-        function = {**function, "parameters": orjson.dumps(
-            function["parameters"], option=orjson.OPT_SORT_KEYS).decode()}
-        return {**tool, "function": function}
-    return tool
+    """A tool in Chat Completions' shape (see the module's docstring)."""
+    if not isinstance(tool, dict):
+        return tool
+    function = tool.get("function")
+    if isinstance(function, dict):
+        if isinstance(function.get("parameters"), str | None):
+            return tool
+        return {**tool, "function": {**function,
+                                     "parameters": _json_text(function["parameters"])}}
+    schema = tool.get("parameters", tool.get("input_schema"))
+    if schema is None:
+        schema = {k: v for k, v in tool.items() if k not in _TOOL_KEYS} or None
+    kind = tool.get("type")
+    return {"type": "function" if kind in (None, "custom") else kind,
+            "function": {"name": tool.get("name"), "description": tool.get("description"),
+                         "parameters": _json_text(schema)}}
+
+
+def _is_tool_result(part: object) -> bool:
+    return isinstance(part, dict) and part.get("type") == "tool_result"
+
+
+def is_user_turn(message: object) -> bool:
+    """True for a message the layout keeps as a user turn: a user message holding more than
+    Anthropic tool results."""
+    if not isinstance(message, dict) or message.get("role") != "user":
+        return False
+    content = message.get("content")
+    return not isinstance(content, list) or not content or not all(
+        _is_tool_result(part) for part in content)
+
+
+def _laid_out(message: object) -> list:
+    """A message as the layout's messages (an Anthropic user turn of tool results becomes
+    ``tool`` messages and what else it holds)."""
+    if not isinstance(message, dict) or isinstance(message.get("content"), str | None):
+        return [message]
+    content = message["content"]
+    if message.get("role") != "user" or not any(_is_tool_result(p) for p in content):
+        return [{**message, "content": text_of(content)}]
+    turns = [{"role": "tool", "tool_call_id": part.get("tool_use_id"),
+              "content": text_of(part.get("content"))}
+             for part in content if _is_tool_result(part)]
+    rest = [part for part in content if not _is_tool_result(part)]
+    return turns + ([{**message, "content": text_of(rest)}] if rest else [])
 
 
 def canonical(record: dict) -> dict:
@@ -104,8 +166,7 @@ def canonical(record: dict) -> dict:
     changed = {}
     if isinstance(messages, list) and any(
             isinstance(m, dict) and not isinstance(m.get("content"), str | None) for m in messages):
-        changed["messages"] = [{**m, "content": text_of(m.get("content"))}
-                               if isinstance(m, dict) else m for m in messages]
+        changed["messages"] = [turn for m in messages for turn in _laid_out(m)]
     if not isinstance(request.get("system"), str | None):
         changed["system"] = text_of(request["system"])
     tools = request.get("tools")
