@@ -204,6 +204,9 @@ def test_online_fingerprints_equal_batch_ingest_of_the_same_exchange(tmp_path):
             {"type": "function_call_output", "call_id": "c1", "output": "print(1)"}],
             "tools": [{"type": "function", "name": "read_file", "parameters": {}}]},
          {"object": "response", "output": []}),
+        ("openai_completions", {"model": "m-1", "prompt": [
+            SCAFFOLD.format(payload=payload(rng)), SCAFFOLD.format(payload=payload(rng))]},
+         {"object": "text_completion", "choices": [{"text": "ok"}, {"text": "ok"}]}),
         ("anthropic_messages", {"model": "m-1", "system": AGENT_SYSTEM, "max_tokens": 900,
                                 "thinking": {"type": "enabled", "budget_tokens": 2000},
                                 "messages": [{"role": "user", "content": [

@@ -238,3 +238,19 @@ def test_a_responses_call_that_only_returns_tool_output_is_kept():
     e = to_exchange(line)
     assert check_exchange(e) is None
     assert e["request"]["messages"] == [{"role": "tool", "tool_call_id": "c1", "content": "42"}]
+
+
+def test_legacy_completions_log_lines_are_read():
+    line = {**IDENTITY, "timestamp": "2026-05-02T10:00:00Z", "request": {
+        "model": "davinci-x", "prompt": ["Q: 2+2?\nA:", "Q: 3+3?\nA:"], "max_tokens": 5},
+        "response": {"id": "cmpl-1", "object": "text_completion",
+                     "choices": [{"text": " 4", "finish_reason": "stop"}]}}
+    e = to_exchange(line)
+    assert check_exchange(e) is None and dialect(line) == "openai_completions"
+    assert (e["operation"], e["source_format"], e["exchange_id"]) == (
+        "completions", "openai_completions", "cmpl-1")
+    assert [m["content"] for m in e["request"]["messages"]] == ["Q: 2+2?\nA:", "Q: 3+3?\nA:"]
+    assert e["response"]["text"] == " 4" and e["request"]["max_tokens"] == 5
+    tokens = to_exchange({**line, "request": {"model": "m", "prompt": [464, 318]}})
+    assert check_exchange(tokens) is None
+    assert tokens["request"]["messages"] == [{"role": "user", "content": ""}]

@@ -329,19 +329,10 @@ def _iso(ts: float) -> str:
         "+00:00", "Z")
 
 
-def _chat_body(api: str, body: dict, owned: bool) -> dict | None:
-    """The body as batch conversion takes it: a completions ``prompt`` as one user message,
-    and, unless the body is ``owned`` (parsed here), the parts that conversion edits in
-    place copied, so that the caller's body is never modified."""
-    if api == "openai_completions":
-        prompt = body.get("prompt")
-        if isinstance(prompt, list):
-            prompt = "\n".join(p for p in prompt if isinstance(p, str))
-        if not isinstance(prompt, str) or not prompt:
-            return None
-        body = {k: v for k, v in body.items() if k != "prompt"}
-        body["messages"] = [{"role": "user", "content": prompt}]
-        return body
+def _chat_body(body: dict, owned: bool) -> dict:
+    """The body as batch conversion takes it: unless the body is ``owned`` (parsed here),
+    the parts that conversion edits in place copied, so that the caller's body is never
+    modified."""
     if owned:
         return body
     out = dict(body)
@@ -375,9 +366,7 @@ def exchange_record(request: Observed, exchange_id: str) -> dict | None:
             return None
     if request.api not in _RESPONSE_HINT or not isinstance(parsed, dict):
         return None
-    body = _chat_body(request.api, parsed, owned)
-    if body is None:
-        return None
+    body = _chat_body(parsed, owned)
     if not body.get("model"):
         body["model"] = "unknown"
     line = {"request_id": exchange_id, "timestamp": _iso(request.ts),

@@ -227,20 +227,6 @@ def reassemble(api: str, body: bytes) -> dict:
     return _reassemble_chat(body, completions=api == "openai_completions")
 
 
-def _completions_as_chat(request: dict, response: dict) -> tuple[dict, dict]:
-    # The legacy completions API has a prompt, not messages: one user message per prompt.
-    prompt = request.get("prompt")
-    if isinstance(prompt, str):
-        messages = [{"role": "user", "content": prompt}]
-    elif isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
-        messages = [{"role": "user", "content": p} for p in prompt]
-    else:
-        messages = [{"role": "user", "content": ""}] if prompt is not None else []
-    choices = [{"message": {"content": c.get("text")}, "finish_reason": c.get("finish_reason")}
-               for c in response.get("choices") or () if isinstance(c, dict)]
-    return {**request, "messages": messages}, {**response, "choices": choices}
-
-
 def _error_type(status: int, response: dict) -> str | None:
     if status < 400:
         return None
@@ -280,8 +266,6 @@ def build_exchange(seen: Seen, exchange_id: str) -> tuple[dict | None, tuple[str
                 except orjson.JSONDecodeError:
                     response = {}
     upstream_id = response.get("id")
-    if seen.api == "openai_completions":
-        request, response = _completions_as_chat(request, response)
     record = {"request_id": exchange_id, "timestamp": iso_time(seen.ts),
               "account_id": seen.account_id or seen.key_id or "anonymous",
               "api_key_id": seen.key_id, "client_ip": seen.client_ip,

@@ -11,7 +11,8 @@ identity and network the gateway saw:
 
 The body decides the dialect: OpenAI Chat Completions (``messages``), OpenAI Responses
 (``input`` / ``instructions``), Anthropic Messages (top-level ``system``, ``thinking`` or a
-``content`` list in the response).
+``content`` list in the response), OpenAI's legacy Completions (``prompt`` and no
+``messages``).
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ def is_provider_log(record: dict) -> bool:
 
 
 def dialect(record: dict) -> str:
-    """``openai_responses``, ``anthropic_messages`` or ``openai_chat``."""
+    """``openai_responses``, ``anthropic_messages``, ``openai_completions`` or
+    ``openai_chat``."""
     request, response = record["request"], record.get("response") or {}
     if "input" in request or "instructions" in request or response.get("object") == "response":
         return "openai_responses"
+    if "prompt" in request and "messages" not in request:
+        return "openai_completions"
     if ("thinking" in request or isinstance(request.get("system"), str | list)
             or response.get("type") == "message" or "stop_reason" in response):
         return "anthropic_messages"
@@ -103,6 +107,22 @@ def _openai_chat(record: dict) -> dict:
                   "reasoning_tokens": (usage.get("completion_tokens_details") or {})
                   .get("reasoning_tokens")},
     }
+
+
+def _openai_completions(record: dict) -> dict:
+    """The legacy Completions API: a prompt (or a list of prompts, each a user message; token
+    ids are no text) and choices with ``text``."""
+    request, response = record["request"], record.get("response") or {}
+    prompt = request.get("prompt")
+    prompts = prompt if isinstance(prompt, list) and prompt else [prompt]
+    if all(isinstance(p, int) for p in prompts):     # one prompt as token ids
+        prompts = [""]
+    messages = [{"role": "user", "content": p if isinstance(p, str) else ""} for p in prompts]
+    choices = [{"message": {"content": c.get("text")}, "finish_reason": c.get("finish_reason")}
+               for c in response.get("choices") or () if isinstance(c, dict)]
+    exchange = _openai_chat({**record, "request": {**request, "messages": messages},
+                             "response": {**response, "choices": choices}})
+    return {**exchange, "operation": "completions"}
 
 
 def _responses_item(item: object) -> dict | None:
@@ -190,7 +210,8 @@ def _anthropic_messages(record: dict) -> dict:
 
 
 _CONVERTERS = {"openai_chat": _openai_chat, "openai_responses": _openai_responses,
-               "anthropic_messages": _anthropic_messages}
+               "anthropic_messages": _anthropic_messages,
+               "openai_completions": _openai_completions}
 
 
 def to_exchange(record: dict) -> dict:
