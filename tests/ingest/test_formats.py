@@ -254,3 +254,17 @@ def test_legacy_completions_log_lines_are_read():
     tokens = to_exchange({**line, "request": {"model": "m", "prompt": [464, 318]}})
     assert check_exchange(tokens) is None
     assert tokens["request"]["messages"] == [{"role": "user", "content": ""}]
+
+
+@pytest.mark.parametrize("given", [1777716000, 1777716000.0, 1777716000000])
+def test_an_epoch_timestamp_in_seconds_or_milliseconds(given):
+    e = to_exchange({**OPENAI_CHAT, "timestamp": given, "response": {}})
+    assert e["timestamp"] == "2026-05-02T10:00:00Z" and check_exchange(e) is None
+
+
+def test_a_line_without_ids_gets_one_from_its_content():
+    line = {**OPENAI_CHAT, "response": {"choices": []}}
+    one, again = to_exchange(line), to_exchange(json.loads(json.dumps(line)))
+    later = to_exchange({**line, "timestamp": "2026-05-02T10:00:01Z"})
+    assert check_exchange(one) is None and one["exchange_id"].startswith("dw-")
+    assert one["exchange_id"] == again["exchange_id"] != later["exchange_id"]

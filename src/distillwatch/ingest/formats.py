@@ -3,7 +3,7 @@
 Accepted: one JSON object per line holding the API call as sent and answered, with the
 identity and network the gateway saw:
 
-    {"timestamp": "2026-05-02T10:00:00Z",            # or response "created" (epoch seconds)
+    {"timestamp": "2026-05-02T10:00:00Z",            # or epoch s / ms, or response "created"
      "account_id": "org-42",                          # or "organization" / "user_id"
      "api_key_id": "key-7", "client_ip": "198.51.100.7", "user_agent": "OpenAI/Python 1.99",
      "request": {...},                                # the request body
@@ -17,7 +17,10 @@ The body decides the dialect: OpenAI Chat Completions (``messages``), OpenAI Res
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
+
+import orjson
 
 
 def is_provider_log(record: dict) -> bool:
@@ -39,14 +42,20 @@ def dialect(record: dict) -> str:
     return "openai_chat"
 
 
+def _epoch(value: object) -> str | None:
+    """Epoch seconds (or milliseconds, from 10¹¹ on: after 5138 in seconds) as RFC 3339."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    seconds = value / 1000 if value >= 1e11 else value
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
 def _when(record: dict) -> str | None:
-    if isinstance(record.get("timestamp"), str):
-        return record["timestamp"]
-    created = (record.get("response") or {}).get("created") or (
-        record.get("response") or {}).get("created_at")
-    if isinstance(created, int | float):
-        return datetime.fromtimestamp(created, UTC).isoformat().replace("+00:00", "Z")
-    return None
+    given = record.get("timestamp")
+    if isinstance(given, str):
+        return given
+    response = record.get("response") or {}
+    return _epoch(given) or _epoch(response.get("created") or response.get("created_at"))
 
 
 def _base(record: dict, operation: str) -> dict:
@@ -214,8 +223,26 @@ _CONVERTERS = {"openai_chat": _openai_chat, "openai_responses": _openai_response
                "openai_completions": _openai_completions}
 
 
+def _line_id(record: dict) -> str:
+    """An id for a log line that carries none: a hash of the whole line, so the same line
+    read twice is one exchange and the same request sent twice (another timestamp or
+    answer) is two."""
+    try:
+        data = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        data = repr(record).encode()
+    return "dw-" + hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
 def to_exchange(record: dict) -> dict:
-    """The Exchange record of a provider log line (validated afterwards like any other)."""
-    exchange = _CONVERTERS[dialect(record)](record)
-    exchange["source_format"] = dialect(record)
+    """The Exchange record of a provider log line (validated afterwards like any other).
+
+    The exchange id is the line's ``request_id``, else the answer's ``id``, else its
+    ``id``, else a hash of the line (:func:`_line_id`).
+    """
+    kind = dialect(record)
+    exchange = _CONVERTERS[kind](record)
+    exchange["source_format"] = kind
+    if exchange.get("exchange_id") is None:
+        exchange["exchange_id"] = _line_id(record)
     return exchange
