@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from pathlib import Path
@@ -97,5 +98,40 @@ def test_invalid_presets_are_refused_with_the_reason(tmp_path, text, message):
 
 
 def test_unknown_preset_name_says_what_exists():
-    with pytest.raises(DistillwatchConfigError, match="ci, standard, stress"):
+    with pytest.raises(DistillwatchConfigError, match="ci, holdout, standard, stress"):
         load_preset("huge")
+
+
+def test_every_shipped_preset_file_loads_by_name():
+    from importlib import resources
+
+    files = resources.files("distillwatch") / "conf" / "presets"
+    names = sorted(f.name.removesuffix(".yaml") for f in files.iterdir()
+                   if f.name.endswith(".yaml"))
+    assert [load_preset(name).name for name in names] == names
+
+
+def test_a_startup_team_looks_like_a_hydra_in_all_but_its_intent(corpus, tmp_path):
+    preset = tmp_path / "startup.yaml"
+    preset.write_text("name: startup\ndays: 3\nrelease_day: 1\npopulations:\n"
+                      "  startup_team: {accounts: 8, onboard_day: 1, sessions_per_day: 3.0}\n")
+    simulate(load_preset(str(preset)), 3, tmp_path / "w", corpus)
+    world = tmp_path / "w"
+    accounts = [json.loads(line) for line in (world / "accounts.jsonl").open()]
+    assert len(accounts) == 8
+    assert len({a["organization_id"] for a in accounts}) == 1
+    assert len({a["payment_fingerprint"] for a in accounts}) == 1
+    assert {(a["verified"], a["signup_channel"]) for a in accounts} == {(False, "self_serve")}
+    created = sorted(a["created_at"] for a in accounts)
+    assert created[0][:10] == created[-1][:10] == "2026-04-21"   # one onboarding, in the window
+    created_at = {a["account_id"]: a["created_at"] for a in accounts}
+    with gzip.open(world / "exchanges.jsonl.gz", "rt") as handle:
+        exchanges = [json.loads(line) for line in handle]
+    assert len({e["account_id"] for e in exchanges}) >= 6 and len(exchanges) > 40
+    for e in exchanges:
+        request = e["request"]
+        assert request["system"].startswith("You are Quill") and len(request["tools"]) == 2
+        assert request["reasoning"]["enabled"] and e["timestamp"] > created_at[e["account_id"]]
+    assert len({e["client"]["ip"] for e in exchanges}) <= 5          # office NAT + VPN egress
+    assert max(sum(m["role"] == "user" for m in e["request"]["messages"])
+               for e in exchanges) > 1                                 # real conversations

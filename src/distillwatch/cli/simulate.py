@@ -13,7 +13,9 @@ def simulate(
     preset: str = typer.Option(
         "ci", "--preset", "-p",
         help="World size and make-up: ci (~50k exchanges, 7 days), standard (~500k, 30 days, "
-             "~5k accounts), stress (>=30M, 42 days, Parquet), or a path to a preset YAML file.",
+             "~5k accounts), holdout (21 days; other knobs, tactic mixes and more hard "
+             "negatives than standard), stress (>=30M, 42 days, Parquet), or a path to a "
+             "preset YAML file.",
     ),
     seed: int = typer.Option(1, "--seed", "-s", help="Random seed; the same seed gives the "
                                                      "same world."),

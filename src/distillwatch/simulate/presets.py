@@ -18,7 +18,7 @@ from distillwatch.plugins import check_options
 from distillwatch.simulate.campaign import CampaignSpec
 from distillwatch.simulate.populations.registry import get_population
 
-SHIPPED = ("ci", "standard", "stress")
+SHIPPED = ("ci", "holdout", "standard", "stress")
 _KEYS = {"name", "days", "start", "release_day", "include_replies", "format",
          "populations", "campaigns"}
 

@@ -25,6 +25,8 @@ class ChatParams:
     max_tokens: int | None = None
     stream: bool | None = None
     operation: str = "chat"
+    tools: tuple[dict, ...] | list[dict] | None = None
+    reasoning_budget: int | None = None
 
 
 def think_time(rng: random.Random, reply_chars: int, next_prompt_chars: int) -> float:
@@ -80,6 +82,8 @@ def plan_session(
                 client=client, messages=messages, system=params.system,
                 operation=params.operation, max_tokens=params.max_tokens,
                 temperature=params.temperature, stream=params.stream,
+                tools=list(params.tools) if params.tools else None,
+                reasoning_budget=params.reasoning_budget,
                 reply=reply or world.reply(rng, 600),
                 include_reply=world.include_replies,
             )

@@ -11,6 +11,7 @@ from distillwatch.simulate.populations.eval_vendor import EvaluationVendor
 from distillwatch.simulate.populations.jailbreaker import Jailbreakers
 from distillwatch.simulate.populations.labelling import LabellingPipeline
 from distillwatch.simulate.populations.ordinary import OrdinaryUsers
+from distillwatch.simulate.populations.startup_team import StartupTeam
 from distillwatch.simulate.populations.support_bot import SupportBot
 from distillwatch.simulate.populations.tool_product import ToolProduct
 
@@ -18,7 +19,7 @@ POPULATIONS: dict[str, type[Population]] = {
     cls.NAME: cls
     for cls in (
         OrdinaryUsers, ContentAgency, SupportBot, ToolProduct, EvaluationVendor,
-        LabellingPipeline, BilingualTeam, CodingAgentDevelopers, Jailbreakers,
+        LabellingPipeline, BilingualTeam, CodingAgentDevelopers, Jailbreakers, StartupTeam,
     )
 }
 
