@@ -90,7 +90,6 @@ def _portable_pipeline(engine) -> SqlPipeline:
     pipeline.enqueue(f"""
 SELECT account_id, exchange_id, {d.epoch_seconds('ts')} AS epoch_s,
        CAST(floor({d.epoch_seconds('ts')} / 86400) AS BIGINT) AS day,
-       {d.ipv4_prefix('client_ip')} AS prefix, {d.ipv4_prefix('client_ip', '.0/24')} AS cidr,
        concat('t', CAST(tokens AS {d.string_type})) AS token,
        {d.epoch_seconds('ts')} - lag({d.epoch_seconds('ts')})
            OVER (PARTITION BY account_id ORDER BY ts, exchange_id) AS gap_s,
@@ -101,8 +100,7 @@ WHERE ts < {d.timestamp_literal((START + timedelta(hours=26)).isoformat())}
     pipeline.enqueue(f"""
 SELECT account_id, count(*) AS exchanges,
        avg(CASE WHEN cot THEN 1 ELSE 0 END) AS cot_rate,
-       CAST(count(DISTINCT prefix) AS DOUBLE) / count(*) AS prefix_share,
-       count(DISTINCT cidr) AS cidrs, avg(gap_s) AS mean_gap_s,
+       avg(gap_s) AS mean_gap_s,
        stddev_pop(gap_s) / nullif(avg(gap_s), 0) AS gap_cv,
        {d.median('tokens')} AS median_tokens, min(token) AS first_token
 FROM __dw__t_exchanges GROUP BY account_id

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from distillwatch.fingerprint.addresses import host_of, prefix_of
 from distillwatch.fingerprint.features import FEATURES_SCHEMA, exchange_features
 
 KEY = b"k"
@@ -82,3 +83,24 @@ def test_a_selection_of_columns_equals_the_same_columns_of_all(sample):
         assert chosen.equals(everything.select(chosen.column_names))
     with pytest.raises(ValueError, match="Unknown feature columns.*'scaffold'"):
         features_from_arrow(batch, KEY, columns=("band_keys", "scaffold"))
+
+
+@pytest.mark.parametrize("given, host, block", [
+    ("198.51.100.7", "198.51.100.7", "198.51.100.0/24"),
+    # An IPv6 client is its /64, whichever of its addresses it sends from, in any notation.
+    ("2001:db8:1:2:a:b:c:d", "2001:db8:1:2::/64", "2001:db8:1::/48"),
+    ("2001:0DB8:0001:0002::0009", "2001:db8:1:2::/64", "2001:db8:1::/48"),
+    ("[2001:db8::1]", "2001:db8::/64", "2001:db8::/48"),
+    ("::ffff:198.51.100.7", "198.51.100.7", "198.51.100.0/24"),
+    ("not-an-address", "not-an-address", None),
+    ("a.b.c.d", "a.b.c.d", None),
+    (None, None, None),
+])
+def test_a_clients_host_and_block(given, host, block):
+    record = {"exchange_id": "e1", "timestamp": "2026-05-02T10:00:00Z", "account_id": "a",
+              "model": "m", "client": {"ip": given},
+              "request": {"messages": [{"role": "user", "content": "hi"}]}}
+    row = exchange_features([record, {**record, "exchange_id": "e2"}], b"k").to_pylist()[1]
+    assert (row["client_ip"], row["client_prefix"]) == (host, block)
+    # The gateway reads the same grains of an address (per-IP windows, network indicators).
+    assert (host_of(given), prefix_of(given)) == (host, block)

@@ -66,6 +66,19 @@ def test_set_enforce_list_and_clear(make_gateway):
                                headers={"authorization": "Bearer sk-7"}).status_code == 403
 
 
+def test_an_ipv6_subject_is_its_64(make_gateway):
+    gateway = make_gateway()
+    answer = gateway.admin("PUT", "/admin/decisions/ip:2001:db8:1:2::99",
+                           json={"kind": "block", "reason": "proxy /64"})
+    assert answer.status_code == 200
+    listed = gateway.admin("GET", "/admin/decisions?layer=admin").json()
+    assert "ip:2001:db8:1:2::/64" in orjson.dumps(listed).decode()
+    assert gateway.admin("PUT", "/admin/decisions/ip:2001:db8:1:3::/64",
+                         json={"kind": "block"}).status_code == 200
+    assert gateway.admin("PUT", "/admin/decisions/ip:198.51.100.7/64",
+                         json={"kind": "block"}).status_code == 400
+
+
 def test_bad_admin_input_is_a_400_that_says_why(make_gateway):
     gateway = make_gateway()
     for subject, body, words in (("account:a", {"kind": "ban"}, "Unknown decision"),

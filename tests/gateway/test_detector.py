@@ -339,6 +339,19 @@ def test_a_partner_bundle_of_two_campaigns_is_matched_as_two(tmp_path, campaign_
         ("stix:indicators.stix/P-8", "198.51.100.0/24"),)
 
 
+def test_ipv6_network_indicators_match_any_address_of_theirs(tmp_path, campaign_templates):
+    indicators = Indicators.build(scan_dir=write_scan(tmp_path / "scan", [
+        campaign("C-6", campaign_templates, ip_prefixes=[
+            "2001:db8:1::/48", "2001:db8:2:3::/64", "2001:db8:4::9", "2001:db9:500::/40"])], []),
+        key=KEY)
+    assert indicators.campaigns_of_ip("2001:db8:1:ffff::1") == (("C-6", "2001:db8:1::/48"),)
+    assert indicators.campaigns_of_ip("2001:db8:2:3:a::b") == (("C-6", "2001:db8:2:3::/64"),)
+    # One IPv6 address stands for its /64: the next request comes from another of them.
+    assert indicators.campaigns_of_ip("2001:db8:4::77") == (("C-6", "2001:db8:4::/64"),)
+    assert indicators.campaigns_of_ip("2001:db9:5aa:1::1") == (("C-6", "2001:db9:500::/40"),)
+    assert indicators.campaigns_of_ip("2001:db8:6::1") == ()
+
+
 def test_payment_fingerprint_plus_one_template_hit_decides_a_new_account(tmp_path, scan_dir):
     accounts = tmp_path / "accounts.jsonl"
     accounts.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in [

@@ -118,6 +118,20 @@ def test_local_state_decisions_and_limits():
     assert asyncio.run(state.get_decision("key:kid-9")).kind == "verify"
 
 
+def test_an_ipv6_client_is_limited_and_decided_as_its_64():
+    # A client rotating through the addresses of its /64 is one client to the rate limits
+    # and to decisions on its address; the next /64 is another client.
+    state = LocalState(GatewayPolicy(limits={"ip": (RateLimit(10, 2),)}))
+    now = 100.0
+    assert state.decision_for(None, None, "2001:db8:1:2::1", now) is None
+    assert state.decision_for(None, None, "2001:db8:1:2:aaaa::7", now) is None
+    limited = state.decision_for(None, None, "2001:db8:1:2:ffff:1:2:3", now)
+    assert limited is not None and limited.source == "limit"
+    assert state.decision_for(None, None, "2001:db8:1:3::1", now) is None
+    state.set_scan({"ip:2001:db8:9:9::/64": Decision("block", source="scan")})
+    assert state.decision_for(None, None, "2001:db8:9:9:1::1", now).kind == "block"
+
+
 def test_check_leaves_the_counting_to_count():
     # The relay checks a request, sends it upstream, then counts it: the check alone must
     # not count, and what it hands over counts exactly like decision_for does.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from distillwatch.engine import SqlPipeline
+from distillwatch.fingerprint.addresses import host_of, prefix_of
 from distillwatch.fingerprint.features import FEATURES_SCHEMA
 from distillwatch.ingest.accounts import ACCOUNTS_SCHEMA
 from distillwatch.link import compared
@@ -34,7 +36,8 @@ def exchange(account: str, i: int, *, ip: str, bands: list[int] | None = None,
     row = {f.name: None for f in FEATURES_SCHEMA}
     row.update({
         "exchange_id": f"{account}-{i}", "account_id": account,
-        "ts": START + timedelta(minutes=minutes + 7 * i), "client_ip": ip,
+        "ts": START + timedelta(minutes=minutes + 7 * i), "client_ip": host_of(ip),
+        "client_prefix": prefix_of(ip),
         "client_asn_kind": "residential", "band_keys": bands or [h(account, i, b)
                                                                     for b in range(16)],
         "line_hashes": [], "head_key": (bands or [h(account, 'head', i)])[0],
@@ -67,6 +70,26 @@ def ring(name: str, size: int, ips: list[str], bands: list[int], exchanges: int 
 def bystanders(count: int = 30) -> list[dict]:
     """Unrelated users, so that sharing among the accounts under test is unusual."""
     return [exchange(f"user{u}", i, ip=f"203.0.{u}.9") for u in range(count) for i in range(5)]
+
+
+def test_a_ring_rotating_ipv6_addresses_is_linked_by_its_64s(engine):
+    # Each request from another address of two /64s (privacy addresses, or a proxy that owns
+    # them): no address repeats, but the hosts do, as a NAT's IPv4 address would.
+    rng = random.Random(5)
+
+    def address(net: int) -> str:
+        return f"2001:db8:77:{net}:{rng.randrange(1 << 16):x}:{rng.randrange(1 << 16):x}::1"
+
+    rows = [exchange(f"ring{a}", i, ip=address((a + i) % 2 + 1), bands=TEMPLATE)
+            for a in range(6) for i in range(12)]
+    rows += [exchange(f"user{u}", i, ip=f"2001:db8:{u + 100:x}:1::{i + 1:x}")
+             for u in range(30) for i in range(5)]
+    assert len({r["client_ip"] for r in rows if r["account_id"].startswith("ring")}) == 2
+    load(engine, rows, [])
+    found = components(engine)
+    assert {a for a in found if a.startswith("ring")} == {f"ring{a}" for a in range(6)}
+    assert len({found[f"ring{a}"] for a in range(6)}) == 1
+    assert not any(a.startswith("user") for a in found)
 
 
 def test_accounts_sharing_a_scaffold_and_ips_form_one_cluster(engine):
@@ -267,7 +290,7 @@ def test_a_proxy_hopper_pairs_on_a_sketch_of_its_ips_that_only_lowers_evidence(e
         # Of the IPs it shares with another head (an IP met once is never evidence).
         shared = {ip for ip in met(a) if any(ip in met(b) for b in range(10) if b != a)}
         for kind, token in (("ip", lambda ip: f"i{ip}"),
-                            ("prefix", lambda ip: f"p{ip.rsplit('.', 1)[0]}")):
+                            ("prefix", lambda ip: f"p{prefix_of(ip)}")):
             mine = {r["token"] for r in kept if r["account_id"] == f"hop{a}"
                     and r["kind"] == kind}
             assert mine == set(sorted(map(token, shared), key=unit_hash)[:8])

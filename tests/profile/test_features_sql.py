@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from distillwatch.engine import SqlPipeline
+from distillwatch.fingerprint.addresses import prefix_of
 from distillwatch.fingerprint.features import FEATURES_SCHEMA
 from distillwatch.profile.features_sql import account_feature_sqls
 
@@ -21,10 +22,11 @@ def random_features(seed: int, rows: int = 400) -> list[dict]:
     out = []
     for i in range(rows):
         max_tokens = rng.choice([None, 512, 4096])
+        ip = f"10.{rng.randrange(3)}.{rng.randrange(3)}.{rng.randrange(1, 5)}"
         out.append({
             "exchange_id": f"e{i:05d}", "account_id": rng.choice("abcde"),
             "ts": START + timedelta(seconds=rng.randrange(0, 5 * 86400)),
-            "client_ip": f"10.{rng.randrange(3)}.{rng.randrange(3)}.{rng.randrange(1, 5)}",
+            "client_ip": ip, "client_prefix": prefix_of(ip),
             "client_asn": rng.choice([1, 2, 3]),
             "client_asn_kind": rng.choice(["residential", "hosting", "proxy", "business"]),
             "client_country": rng.choice(["US", "DE", "SG"]), "model": rng.choice("xy"),

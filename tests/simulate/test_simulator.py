@@ -135,3 +135,31 @@ def test_a_startup_team_looks_like_a_hydra_in_all_but_its_intent(corpus, tmp_pat
     assert len({e["client"]["ip"] for e in exchanges}) <= 5          # office NAT + VPN egress
     assert max(sum(m["role"] == "user" for m in e["request"]["messages"])
                for e in exchanges) > 1                                 # real conversations
+
+
+def test_ipv6_households_and_proxy_exits(corpus, tmp_path):
+    from distillwatch.fingerprint.addresses import host_of
+
+    preset = tmp_path / "v6.yaml"
+    preset.write_text(
+        "name: v6\ndays: 3\nrelease_day: 1\npopulations:\n"
+        "  ordinary: {accounts: 20, sessions_mean: 3.0, ipv6_share: 1.0}\n"
+        "campaigns:\n  - id: A-01\n    accounts: 4\n    per_account_per_day: 20\n"
+        "    capabilities: {coding: 1.0}\n    tactics:\n"
+        "      proxy_rotation: {pool_size: 10, ipv6_share: 1.0}\n")
+    simulate(load_preset(str(preset)), 5, tmp_path / "w", corpus)
+    labels = json.loads((tmp_path / "w" / "labels.json").read_text())
+    with gzip.open(tmp_path / "w" / "exchanges.jsonl.gz", "rt") as handle:
+        exchanges = [json.loads(line) for line in handle]
+    by_label: dict[str, list[str]] = {}
+    for e in exchanges:
+        by_label.setdefault(labels["accounts"][e["account_id"]]["label"], []).append(
+            e["client"]["ip"])
+    assert all(":" in ip for ips in by_label.values() for ip in ips)
+    # A household: a few /64s, a few temporary addresses in each.
+    hosts = {host_of(ip) for ip in by_label["legit"]}
+    assert len(hosts) <= 3 * 20 and len(set(by_label["legit"])) > len(hosts)
+    # The proxy pool: ten /64s, (almost) every request from an address of its own.
+    attack = by_label["attack"]
+    assert len({host_of(ip) for ip in attack}) <= 10
+    assert len(set(attack)) > 0.95 * len(attack)

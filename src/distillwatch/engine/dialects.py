@@ -10,7 +10,9 @@ Beyond the functions here, stage SQL keeps to a subset both engines read the sam
   engines; DuckDB turns decimal division and averages into DOUBLE, Spark keeps DECIMAL and
   rounds (``avg`` of ``DECIMAL(2,1)`` has 5 decimal places).
 - ``concat`` only over values that cannot be NULL: DuckDB skips a NULL, Spark returns NULL.
-- Regular expressions are anchored and free of backslashes (see ``ipv4_prefix``).
+- Regular expressions are anchored and free of backslashes: Spark unescapes ``'\\.'`` in
+  string literals to ``'.'``, which matches any character, and DuckDB's regexp_replace
+  replaces the first match where Spark's replaces every one.
 - Counts that feed a score or a decision are exact (``count(DISTINCT ...)``): the engines'
   HyperLogLog sketches give different estimates.
 - No result depends on row order: Python sorts what it reads (or the SQL orders with full
@@ -98,16 +100,6 @@ class Dialect:
             return "TRUE"
         hashed = self.hash64(expression)
         return f"((({hashed}) % {shares}) + {shares}) % {shares} = {number}"
-
-    def ipv4_prefix(self, expression: str, suffix: str = "") -> str:
-        """A dotted IPv4 address with its last octet replaced by ``suffix`` (``''``: the /24
-        as ``a.b.c``; ``'.0/24'``: in CIDR form); other text comes back unchanged.
-
-        The pattern is anchored, so DuckDB's regexp_replace (first match) and Spark's (every
-        match) agree, and it has no backslash: Spark unescapes ``'\\.'`` in string literals to
-        ``'.'``, which matches any character.
-        """
-        return f"regexp_replace({expression}, '[.][0-9]+$', '{suffix}')"
 
 
 class DuckDBDialect(Dialect):

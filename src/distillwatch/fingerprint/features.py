@@ -16,6 +16,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from distillwatch.fingerprint.addresses import DOTTED_QUAD, LAST_OCTET, grains
 from distillwatch.fingerprint.arrays import (
     Distinct,
     as_signed,
@@ -42,7 +43,8 @@ FEATURES_SCHEMA = pa.schema([
     ("api_key_id", pa.string()),
     ("ts", pa.timestamp("us", tz="UTC")),
     ("model", pa.string()),
-    ("client_ip", pa.string()),
+    ("client_ip", pa.string()),          # the host: an IPv6 client's /64 (addresses.py)
+    ("client_prefix", pa.string()),      # the block: IPv4 /24, IPv6 /48
     ("client_asn", pa.int64()),
     ("client_asn_kind", pa.string()),
     ("client_country", pa.string()),
@@ -83,7 +85,8 @@ SCAFFOLD_COLUMNS = ("system_hash", "tools_hash", "band_keys", "line_hashes", "he
 # named ``[input_text]``, so every such prompt had one fingerprint).
 # 4: the Responses API's and Anthropic's tools are read in Chat Completions' shape (their
 # names, descriptions and schemas were dropped, so every list of N such tools had one
-# hash), and Anthropic's tool results are tool messages, not the prompt.
+# hash), and Anthropic's tool results are tool messages, not the prompt; an IPv6 client is
+# its /64 (``client_ip``) and every client has a block (``client_prefix``: /24, IPv6 /48).
 FINGERPRINT_VERSION = 4
 
 __all__ = ["FEATURES_SCHEMA", "FINGERPRINT_VERSION", "SCAFFOLD_COLUMNS", "exchange_features",
@@ -163,6 +166,25 @@ def _take(values: pa.Array, index: np.ndarray) -> pa.Array:
     return pc.take(values, pa.array(index, mask=index < 0))
 
 
+def _addresses(ips: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Each client's host and block (``addresses.grains``): dotted IPv4 addresses in Arrow,
+    the others one by one; each distinct address read once."""
+    distinct = Distinct.of(ips)
+    values = distinct.values.cast(pa.string())
+    dotted = _numpy(pc.match_substring_regex(values, DOTTED_QUAD), False).astype(bool)
+    hosts, blocks = values, pc.if_else(
+        pa.array(dotted), pc.replace_substring_regex(values, LAST_OCTET, ".0/24"),
+        pa.scalar(None, pa.string()))
+    others = np.flatnonzero(~dotted)
+    if len(others):
+        host_list, block_list = hosts.to_pylist(), blocks.to_pylist()
+        for index, text in zip(others, values.take(others).to_pylist(), strict=True):
+            host_list[index], block_list[index] = grains(text) if text else (None, None)
+        hosts, blocks = pa.array(host_list, pa.string()), pa.array(block_list, pa.string())
+    rows = pa.array(distinct.index, mask=distinct.index < 0)
+    return pc.take(hosts, rows), pc.take(blocks, rows)
+
+
 def _system_prompts(declared: pa.Array, contents: pa.Array, role: np.ndarray,
                     rows: np.ndarray, count: int) -> Distinct:
     """Each request's system prompt: the declared one, else its first system/developer
@@ -232,7 +254,8 @@ def features_from_arrow(batch: pa.Table | pa.RecordBatch, key: bytes,
         "api_key_id": lambda: _column(table, "api_key_id"),
         "ts": lambda: pc.cast(_column(table, "timestamp"), pa.timestamp("us", tz="UTC")),
         "model": lambda: _column(table, "model"),
-        "client_ip": lambda: _field(client, "ip"),
+        "client_ip": lambda: addresses()[0],
+        "client_prefix": lambda: addresses()[1],
         "client_asn": lambda: _field(client, "asn"),
         "client_asn_kind": lambda: _field(client, "asn_kind"),
         "client_country": lambda: _field(client, "country"),
@@ -275,6 +298,10 @@ def features_from_arrow(batch: pa.Table | pa.RecordBatch, key: bytes,
     def sketch() -> SketchColumns:
         return sketch_columns(unique.values, key, masked=mask_texts(unique.values),
                               excerpt="skeleton" in wanted).rows(unique.index)
+
+    @cache
+    def addresses() -> tuple[pa.Array, pa.Array]:
+        return _addresses(_field(client, "ip"))
 
     @cache
     def flags() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

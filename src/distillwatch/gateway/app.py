@@ -46,6 +46,7 @@ from starlette.types import Receive, Scope, Send
 from yarl import URL
 
 from distillwatch.exceptions import DistillwatchConfigError, DistillwatchError
+from distillwatch.fingerprint.addresses import HOST_BITS_V6, host_of
 from distillwatch.gateway.decisions import (
     DECISION_KINDS,
     REFUSING,
@@ -777,10 +778,12 @@ class Gateway:
     def _subject(text: str) -> str:
         kind, value = parse_subject(text)
         if kind == "ip":
-            address = normalise_ip(value)
-            if address is None:
-                raise DistillwatchConfigError(f"{value!r} is not an IP address")
-            value = address
+            # An IPv6 client is its /64 (fingerprint.addresses); the /64 may be given as such.
+            address = normalise_ip(value.removesuffix(f"/{HOST_BITS_V6}"))
+            if address is None or (value.endswith(f"/{HOST_BITS_V6}") and ":" not in address):
+                raise DistillwatchConfigError(
+                    f"{value!r} is not an IP address (or an IPv6 /{HOST_BITS_V6})")
+            value = host_of(address)
         elif kind == "key" and not value.startswith("kid-"):
             raise DistillwatchConfigError(
                 "Give a key id (kid-…, from `distillwatch serve --hash-keys`), never a key")

@@ -73,6 +73,7 @@ import pyarrow as pa
 import yaml
 
 from distillwatch.exceptions import DistillwatchConfigError
+from distillwatch.fingerprint.addresses import host_of
 from distillwatch.fingerprint.arrays import whole
 from distillwatch.gateway.decisions import RANK, Decision
 from distillwatch.gateway.indicators import AccountInfo, Indicators, key_fingerprint
@@ -320,7 +321,7 @@ def _subject(request: Observed) -> str | None:
     if request.key_id:
         return f"key:{request.key_id}"
     if request.client_ip:
-        return f"ip:{request.client_ip}"
+        return f"ip:{host_of(request.client_ip)}"
     return None
 
 
@@ -767,9 +768,11 @@ class OnlineDetector:
             item.requests += 1
             item.ts = max(item.ts, request.ts)
             item.last = index
-            item.key_id, item.client_ip = request.key_id or item.key_id, request.client_ip
-            if request.client_ip:
-                item.ips.add(request.client_ip)
+            # An IPv6 client is its /64: its devices and a proxy's rotation change the rest.
+            host = host_of(request.client_ip)
+            item.key_id, item.client_ip = request.key_id or item.key_id, host
+            if host:
+                item.ips.add(host)
             for campaign, (score, weights) in scored[index].items():
                 if score < settings.touch_min_score:
                     continue

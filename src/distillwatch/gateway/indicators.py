@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from distillwatch.exceptions import DistillwatchInputError
+from distillwatch.fingerprint.addresses import HOST_BITS_V6, PREFIX_BITS_V6, grains, host_of
 
 logger = logging.getLogger(__name__)
 
@@ -58,13 +59,6 @@ def fingerprint_key_id(key: bytes) -> str:
     return "k-" + hashlib.blake2b(key, digest_size=6).hexdigest()
 
 
-def ipv4_prefix(ip: str | None) -> str | None:
-    """``a.b.c.0/24`` of a dotted IPv4 address (as the scan's ``ip_prefixes``), else None."""
-    if not ip or ip.count(".") != 3 or ":" in ip:
-        return None
-    return ip[:ip.rfind(".")] + ".0/24"
-
-
 @dataclass(frozen=True, slots=True)
 class AccountInfo:
     """What the account file says about one account (only what matching needs)."""
@@ -93,7 +87,8 @@ class CampaignIndicators:
         campaign_id: The scan's id, or ``stix:<bundle>[/<campaign>]`` for a partner bundle.
         source: ``scan`` or ``stix:<file name>``.
         templates: ``sk-…`` scaffold fingerprints.
-        ip_prefixes: /24 networks (``203.0.113.0/24``) or single addresses.
+        ip_prefixes: Networks (``203.0.113.0/24``, ``2001:db8:1::/48``) or single addresses
+            (an IPv6 address stands for its /64).
         asns: Autonomous system numbers.
         payment_fingerprints: ``pf-…`` payment fingerprints.
         per_account_day: Exchanges per member account per active day (0 if unknown).
@@ -231,9 +226,13 @@ class Indicators:
                     logger.warning("Campaign %s: %r is not an address or network; ignored",
                                    cid, value)
                     continue
-                if network.num_addresses == 1:
-                    addresses.setdefault(str(network.network_address), []).append(cid)
-                elif network.version == 4 and network.prefixlen == 24:
+                # Looked up by a client's host and block (fingerprint.addresses): an address
+                # or IPv6 /64 by its host, a /24 or IPv6 /48 by its block, other networks
+                # one by one.
+                if network.num_addresses == 1 or (network.version == 6
+                                                  and network.prefixlen == HOST_BITS_V6):
+                    addresses.setdefault(host_of(str(network.network_address)), []).append(cid)
+                elif network.prefixlen == (24 if network.version == 4 else PREFIX_BITS_V6):
                     prefixes.setdefault(str(network), []).append(cid)
                 else:
                     networks.setdefault(network, []).append(cid)
@@ -269,15 +268,15 @@ class Indicators:
         return self._template_counts.get(campaign_id, 0)
 
     def campaigns_of_ip(self, ip: str | None) -> tuple[tuple[str, str], ...]:
-        """(campaign, indicator as shown) for a client IP: its /24, the address itself, or a
-        wider network that holds it."""
+        """(campaign, indicator as shown) for a client IP: its block (/24, IPv6 /48), its
+        host (the address, an IPv6 /64), or another network that holds it."""
         if not ip:
             return ()
         found: list[tuple[str, str]] = []
-        prefix = ipv4_prefix(ip)
+        host, prefix = grains(ip)
         if prefix is not None:
             found += [(c, prefix) for c in self._prefixes.get(prefix, ())]
-        found += [(c, ip) for c in self._addresses.get(ip, ())]
+        found += [(c, host) for c in self._addresses.get(host, ())]
         if self._networks:
             try:
                 address = ipaddress.ip_address(ip)

@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from distillwatch.fingerprint.addresses import host_of
 from distillwatch.gateway.decisions import (
     REFUSING,
     SUBJECT_KINDS,
@@ -214,9 +215,9 @@ class SlidingCounters:
 
 def limit_subjects(account: str | None, key_id: str | None,
                    ip: str | None) -> tuple[str | None, str | None, str | None]:
-    """The three subjects of a request (None where unknown)."""
+    """The three subjects of a request (None where unknown); an IPv6 client is its /64."""
     return (f"account:{account}" if account else None, f"key:{key_id}" if key_id else None,
-            f"ip:{ip}" if ip else None)
+            f"ip:{host_of(ip)}" if ip else None)
 
 
 class LocalState:

@@ -8,7 +8,7 @@ family   kind         token
 scaffold scaffold     a frame key (band, line, head, tail) carried by a good share of
                       the account's prompts, or its system prompt / tool schema hash
 network  ip           an exact client IP (EvilCohort: shared IP sets)
-network  prefix       a /24 (IPv4) the account sent from
+network  prefix       a /24 (IPv6: /48) the account sent from
 network  asn_ua       a hosting ASN together with the user agent sent from it (one deployment);
                       residential and proxy ASNs are left out: common browser agents
                       behind big ISPs would link strangers
@@ -132,9 +132,9 @@ UNION ALL
 SELECT DISTINCT account_id, 'ip' AS kind, concat('i', client_ip) AS token, 1.0 AS strength
 FROM {FEATURES} WHERE client_ip IS NOT NULL
 UNION ALL
-SELECT DISTINCT account_id, 'prefix' AS kind,
-       concat('p', {dialect.ipv4_prefix('client_ip')}) AS token, 1.0 AS strength
-FROM {FEATURES} WHERE client_ip LIKE '%.%.%.%'
+SELECT DISTINCT account_id, 'prefix' AS kind, concat('p', client_prefix) AS token,
+       1.0 AS strength
+FROM {FEATURES} WHERE client_prefix IS NOT NULL
 UNION ALL
 SELECT DISTINCT account_id, 'asn_ua' AS kind,
        concat('u', CAST(client_asn AS {string}), '|', user_agent) AS token, 1.0 AS strength

@@ -34,7 +34,7 @@ SELECT
     CAST(floor({epoch} / 86400) AS BIGINT) AS day,
     CAST(floor({epoch} / 3600) AS BIGINT) % 24 AS hour_utc,
     {epoch} - lag({epoch}) OVER (PARTITION BY account_id ORDER BY ts, exchange_id) AS gap_s,
-    {dialect.ipv4_prefix('client_ip')} AS ip_prefix
+    client_prefix AS ip_prefix
 FROM {FEATURES_TABLE}
 """
     per_account = f"""

@@ -18,7 +18,7 @@ def _member_exchanges(dialect: Dialect) -> str:
     # Only the columns the totals read: a campaign's exchanges can be half of the window.
     return f"""
 SELECT m.campaign_id, {day} AS day, f.account_id, f.ts, f.prompt_hash, f.client_ip,
-       f.client_asn, f.client_asn_kind, f.model, f.language
+       f.client_prefix, f.client_asn, f.client_asn_kind, f.model, f.language
 FROM {MEMBERS} m JOIN __dw__features f ON f.account_id = m.account_id
 """
 
@@ -31,7 +31,7 @@ SELECT campaign_id,
        min(ts) AS first_seen, max(ts) AS last_seen,
        CAST(count(DISTINCT prompt_hash) AS DOUBLE) / count(*) AS distinct_prompt_share,
        count(DISTINCT client_ip) AS distinct_ips,
-       count(DISTINCT {dialect.ipv4_prefix('client_ip')}) AS distinct_prefixes,
+       count(DISTINCT client_prefix) AS distinct_prefixes,
        count(DISTINCT client_asn) AS distinct_asns,
        avg(CASE WHEN client_asn_kind IN ({_ANON}) THEN 1 ELSE 0 END) AS anonymising_share,
        avg(CASE WHEN client_asn_kind = 'hosting' THEN 1 ELSE 0 END) AS hosting_share,
@@ -117,14 +117,13 @@ GROUP BY m.campaign_id, f.client_asn, coalesce(f.client_asn_kind, 'unknown')
 
 
 def prefixes_sql(dialect: Dialect) -> list[SqlStep]:
-    """/24 prefixes and exact IPs that several accounts of a campaign send from."""
-    prefix = dialect.ipv4_prefix("f.client_ip", ".0/24")
+    """Network blocks (IPv4 /24, IPv6 /48) that several accounts of a campaign send from."""
     sql = f"""
-SELECT m.campaign_id, {prefix} AS prefix,
+SELECT m.campaign_id, f.client_prefix AS prefix,
        count(DISTINCT m.account_id) AS accounts, count(*) AS exchanges
 FROM {MEMBERS} m JOIN __dw__features f ON f.account_id = m.account_id
-WHERE f.client_ip LIKE '%.%.%.%'
-GROUP BY m.campaign_id, {prefix}
+WHERE f.client_prefix IS NOT NULL
+GROUP BY m.campaign_id, f.client_prefix
 HAVING count(DISTINCT m.account_id) >= 2
 """
     return [SqlStep(sql, "__dw__scan_prefixes")]

@@ -230,8 +230,9 @@ def _evidence(n_accounts, total, means, strengths, templates, prefixes, payments
         out.append({"kind": "shared_network", "weight": round(min(1.0, shared / 10), 3),
                     "detail": (
                         f"{total['distinct_ips']:,} client IPs in {total['distinct_prefixes']:,} "
-                        f"/24 prefixes across {total['distinct_asns']:,} ASNs; {shared:,} /24s "
-                        f"used by two or more of its accounts; {total['anonymising_share']:.0%} "
+                        f"/24 prefixes (IPv6: /64s in /48s) across {total['distinct_asns']:,} "
+                        f"ASNs; {shared:,} prefixes used by two or more of its accounts; "
+                        f"{total['anonymising_share']:.0%} "
                         f"proxy/VPN/Tor, {total['hosting_share']:.0%} hosting")})
     if payments:
         paying = sum(r["accounts"] for r in payments)

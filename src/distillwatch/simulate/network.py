@@ -1,9 +1,9 @@
 """Where simulated requests come from: countries, autonomous systems and IP addresses.
 
 A small catalogue of autonomous systems by kind (residential, mobile, hosting, business,
-education, vpn, tor) and country. Each AS owns a few /16 prefixes derived from its number, so
-the same AS always yields addresses in the same ranges and /24 or IP-set sharing between accounts
-arises only where the simulated behaviour creates it.
+education, vpn, tor) and country. Each AS owns a few /16 prefixes derived from its number (and
+an IPv6 /32), so the same AS always yields addresses in the same ranges and /24 or IP-set
+sharing between accounts arises only where the simulated behaviour creates it.
 """
 
 from __future__ import annotations
@@ -66,6 +66,17 @@ class AutonomousSystem:
         first, second = rng.choice(self.prefixes())
         third = rng.randrange(256) if subnet is None else subnet
         return f"{first}.{second}.{third}.{rng.randrange(1, 255)}"
+
+
+    def prefix6(self) -> str:
+        """The IPv6 /32 this AS announces (first two hextets), derived from its number."""
+        digest = hashlib.sha256(f"as6-{self.asn}".encode()).digest()
+        return f"2a{digest[0] % 16:02x}:{int.from_bytes(digest[1:3], 'big'):x}"
+
+    def address6(self, rng: random.Random, site: int, subnet: int) -> str:
+        """A random address (interface id) in the /64 ``subnet`` of the /48 ``site``."""
+        interface = ":".join(f"{rng.randrange(1 << 16):x}" for _ in range(4))
+        return f"{self.prefix6()}:{site:x}:{subnet:x}:{interface}"
 
 
 class NetworkCatalogue:

@@ -42,6 +42,7 @@ class ResidentialProxy(NetworkStrategy):
     flagged_share: float = 0.3
     countries: tuple[str, ...] = ()
     sticky_requests: int = 1
+    ipv6_share: float = 0.0
 
     def prepare(self, rng: random.Random, catalogue: NetworkCatalogue) -> None:
         countries = self.countries or tuple(COUNTRIES)
@@ -51,7 +52,11 @@ class ResidentialProxy(NetworkStrategy):
             system = catalogue.pick(rng, rng.choice(("residential", "residential", "mobile")),
                                     country)
             flagged = rng.random() < self.flagged_share
-            self._exits.append((system, system.address(rng), "proxy" if flagged else None))
+            address: str | tuple[int, int] = system.address(rng)
+            if self.ipv6_share > 0 and rng.random() < self.ipv6_share:
+                # An IPv6 exit is a household's /64: every request from another address in it.
+                address = (rng.randrange(1 << 16), rng.randrange(1 << 16))
+            self._exits.append((system, address, "proxy" if flagged else None))
         self._sticky: dict[str, tuple[int, tuple]] = {}
 
     def client_for(self, rng: random.Random, account_id: str, user_agent: str) -> dict:
@@ -60,6 +65,8 @@ class ResidentialProxy(NetworkStrategy):
             exit_, left = rng.choice(self._exits), self.sticky_requests
         self._sticky[account_id] = (left - 1, exit_)
         system, address, kind = exit_
+        if not isinstance(address, str):
+            address = system.address6(rng, *address)
         return client(address, system, user_agent, kind=kind)
 
 

@@ -128,6 +128,7 @@ class HomeNetwork:
         addresses: int,
         user_agent: str,
         same_subnet: bool = False,
+        ipv6: bool = False,
     ) -> None:
         subnet = rng.randrange(256)
         self.system = system
@@ -136,6 +137,10 @@ class HomeNetwork:
             system.address(rng, subnet if same_subnet or i % 2 == 0 else None)
             for i in range(max(1, addresses))
         ]
+        # On IPv6 each period's connection is a /64, and the device picks a new (temporary)
+        # address in it every day, and now and then another one.
+        self.networks6 = ([(rng.randrange(1 << 16), rng.randrange(1 << 16))
+                           for _ in self.addresses] if ipv6 else None)
 
     def client(self, rng: random.Random, day: int) -> dict:
         """The client object of one request on ``day``."""
@@ -143,7 +148,12 @@ class HomeNetwork:
         index = min(day * len(self.addresses) // 31, len(self.addresses) - 1)
         if rng.random() < 0.1:
             index = rng.randrange(len(self.addresses))
-        return client(self.addresses[index], self.system, self.user_agent)
+        if self.networks6 is None:
+            return client(self.addresses[index], self.system, self.user_agent)
+        site, subnet = self.networks6[index]
+        seed = (site, subnet, day, rng.random() < 0.2 and rng.randrange(1 << 30))
+        address = self.system.address6(random.Random(repr(seed)), site, subnet)
+        return client(address, self.system, self.user_agent)
 
 
 

@@ -31,6 +31,7 @@ class OrdinaryUsers(Population):
         "sessions_mean": 2.2,          # conversations per account over the window
         "new_account_share": 0.15,     # accounts created during the window
         "kinds": {"general": 0.62, "foreign": 0.23, "code": 0.15},
+        "ipv6_share": 0.0,             # households and phones on IPv6 (temporary addresses)
     }
 
     def setup(self):
@@ -70,7 +71,9 @@ class OrdinaryUsers(Population):
             kind = weighted(rng, {"residential": 0.65, "mobile": 0.2, "business": 0.1,
                                   "education": 0.05})
             system = world.networks.pick(rng, kind, country)
-            network = HomeNetwork(rng, system, rng.randint(1, 3), rng.choice(API_CLIENT_AGENTS))
+            ipv6 = self.knobs["ipv6_share"] > 0 and rng.random() < self.knobs["ipv6_share"]
+            network = HomeNetwork(rng, system, rng.randint(1, 3), rng.choice(API_CLIENT_AGENTS),
+                                  ipv6=ipv6)
             curve = DailyCurve(HUMAN_DAY, country_offset(country) + rng.uniform(-1, 1))
             params = ChatParams(
                 system=rng.choice(PERSONAL_SYSTEM_PROMPTS) if rng.random() < 0.15 else None,

@@ -62,6 +62,18 @@ class StartupTeam(Population):
                              organization_id=organization, payment=payment,
                              email_domain="northwind-robotics.com", tier="tier-2")
             self._pace[account.account_id] = knobs["sessions_per_day"] * rng.uniform(0.3, 1.7)
+        # The company joins late in the window, when the shared pools of real conversations
+        # may have run dry: its engineers' conversations are set aside now.
+        days = max(0, world.window.days - knobs["onboard_day"])
+        wanted = round(knobs["accounts"] * knobs["sessions_per_day"] * days * 1.2)
+        self._sessions = []
+        for _ in range(wanted):
+            kind = "code" if rng.random() < knobs["code_share"] else "general"
+            session = world.pools.take("legit", kind) or world.pools.take_any(
+                "legit", ("code", "general"), rng)
+            if session is None:
+                break
+            self._sessions.append(session)
         self._params = ChatParams(system=SYSTEM, tools=TOOLS, temperature=1.0, stream=True,
                                   reasoning_budget=knobs["reasoning_budget"])
         return self.accounts
@@ -75,11 +87,9 @@ class StartupTeam(Population):
         start = world.window.day_start(day)
         for account in self.accounts:
             for _ in range(poisson(rng, self._pace[account.account_id])):
-                kind = "code" if rng.random() < self.knobs["code_share"] else "general"
-                session = world.pools.take("legit", kind) or world.pools.take_any(
-                    "legit", ("code", "general"), rng)
-                if session is None:
+                if not self._sessions:
                     return
+                session = self._sessions.pop()
                 # Nobody works before they have an account.
                 begin = max(self._curve.sample(rng, start), account.created_at + 0.5 * HOUR)
                 if begin >= start + DAY + 6 * HOUR:
