@@ -118,3 +118,31 @@ def test_input_files_expand_folders_and_skip_hidden(tmp_path):
     assert input_files([tmp_path / "a", tmp_path / "parts"]) == [
         tmp_path / "a" / "x.jsonl", tmp_path / "parts" / "part-00000.parquet",
         tmp_path / "parts" / "part-00001.parquet"]
+
+
+STAMPS = {  # as written by the log -> the instant
+    "2026-05-02T10:00:01Z": "2026-05-02T10:00:01",
+    "2026-05-02T10:00:01.123456789Z": "2026-05-02T10:00:01.123456",   # a nanosecond clock
+    "2026-05-02t10:00:01.5z": "2026-05-02T10:00:01.500000",
+    "2026-05-02 12:00:01+0200": "2026-05-02T10:00:01",
+    "2026-05-02T10:00Z": "2026-05-02T10:00:00",
+}
+ISO_ONLY = {  # forms only the record path reads (ISO 8601 beyond RFC 3339)
+    "20260502T100001Z": "2026-05-02T10:00:01",
+    "2026-W18-6T10:00:01Z": "2026-05-02T10:00:01",
+    "2026-05-02T10:00:01,25Z": "2026-05-02T10:00:01.250000",
+}
+
+
+@pytest.mark.parametrize("stamps", [STAMPS, {**STAMPS, **ISO_ONLY}])
+def test_every_timestamp_form_validation_accepts_is_fingerprinted(stamps):
+    from distillwatch.ingest.batches import Task, run_task
+
+    lines = tuple((n + 1, json.dumps({
+        "exchange_id": f"e{n}", "timestamp": stamp, "account_id": "a", "model": "m",
+        "request": {"messages": [{"role": "user", "content": "hi"}]}}).encode())
+        for n, stamp in enumerate(stamps))
+    outcome = run_task(Task(source="log.jsonl", kind="jsonl", lines=lines), b"k")
+    assert not outcome.rejects
+    got = [t.isoformat() for t in outcome.features.column("ts").to_pylist()]
+    assert got == [f"{instant}+00:00" for instant in stamps.values()]

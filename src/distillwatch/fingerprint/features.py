@@ -35,7 +35,7 @@ from distillwatch.fingerprint.elicitation import elicitation_flags
 from distillwatch.fingerprint.language import languages
 from distillwatch.fingerprint.masking import mask_texts
 from distillwatch.fingerprint.sketch import BANDS, SketchColumns, sketch_columns
-from distillwatch.io.arrow_layout import text_of, to_arrow
+from distillwatch.io.arrow_layout import text_of, timestamps, to_arrow
 
 FEATURES_SCHEMA = pa.schema([
     ("exchange_id", pa.string()),
@@ -252,7 +252,7 @@ def features_from_arrow(batch: pa.Table | pa.RecordBatch, key: bytes,
         "exchange_id": lambda: _column(table, "exchange_id"),
         "account_id": lambda: _column(table, "account_id"),
         "api_key_id": lambda: _column(table, "api_key_id"),
-        "ts": lambda: pc.cast(_column(table, "timestamp"), pa.timestamp("us", tz="UTC")),
+        "ts": lambda: timestamps(_column(table, "timestamp")),
         "model": lambda: _column(table, "model"),
         "client_ip": lambda: addresses()[0],
         "client_prefix": lambda: addresses()[1],

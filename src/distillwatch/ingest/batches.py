@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from distillwatch.fingerprint.arrays import whole
 from distillwatch.fingerprint.features import FEATURES_SCHEMA, features_from_arrow
 from distillwatch.ingest.validate import MAX_MESSAGE_CHARS, OPERATIONS, ROLES
-from distillwatch.io.arrow_layout import EXCHANGE_ARROW_SCHEMA, to_arrow
+from distillwatch.io.arrow_layout import EXCHANGE_ARROW_SCHEMA, timestamps, to_arrow
 
 # RFC 3339 date-time with a UTC offset (what ``validate.parse_timestamp`` accepts for sure).
 _RFC3339 = (r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?"
@@ -156,8 +156,7 @@ def _split(table: pa.Table, names: list[str], outcome: Outcome, since: datetime 
     valid = _valid_rows(table)
     good = np.flatnonzero(valid)
     if since is not None and len(good):
-        stamps = pc.cast(table.column("timestamp").take(pa.array(good)),
-                         pa.timestamp("us", tz="UTC"))
+        stamps = timestamps(table.column("timestamp").take(pa.array(good)))
         recent = pc.greater_equal(stamps, pa.scalar(since, pa.timestamp("us", tz="UTC")))
         recent = recent.to_numpy(zero_copy_only=False)
         outcome.before_since += int((~recent).sum())

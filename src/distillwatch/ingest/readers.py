@@ -22,7 +22,12 @@ import zstandard
 
 from distillwatch.ingest.formats import is_provider_log, to_exchange
 from distillwatch.ingest.rejects import RejectSink
-from distillwatch.ingest.validate import cap_text, check_exchange
+from distillwatch.ingest.validate import (
+    canonical_timestamp,
+    cap_text,
+    check_exchange,
+    parse_timestamp,
+)
 from distillwatch.io import iter_lines
 
 logger = logging.getLogger(__name__)
@@ -95,6 +100,9 @@ def accept(raw: bytes | dict) -> tuple[dict | None, tuple[str | None, str] | Non
     problem = check_exchange(record)
     if problem is not None:
         return None, problem
+    # Every ISO 8601 form Python reads (week dates, basic format, a comma before the
+    # fraction) becomes one form that every engine reads.
+    record["timestamp"] = canonical_timestamp(parse_timestamp(record["timestamp"]))
     if cap_text(record):
         record["truncated"] = True
     return record, None

@@ -7,7 +7,7 @@ book does not stall the scan; the record is marked ``truncated``.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 OPERATIONS = {"chat", "messages", "completions", "responses", "embeddings"}
 ROLES = {"system", "developer", "user", "assistant", "tool"}
@@ -34,6 +34,11 @@ def parse_timestamp(value: object) -> datetime | str:
     if moment.tzinfo is None:
         return f"timestamp {value[:40]!r} has no UTC offset (add Z or +00:00)"
     return moment
+
+
+def canonical_timestamp(moment: datetime) -> str:
+    """``2026-05-02T10:00:00.123456Z``: the instant in UTC, to the microsecond."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def check_exchange(record: object) -> tuple[str, str] | None:

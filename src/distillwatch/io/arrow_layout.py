@@ -24,6 +24,7 @@ from collections.abc import Iterable
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 _FUNCTION_CALL = pa.struct([("name", pa.string()), ("arguments", pa.string())])
 _TOOL_CALL = pa.struct([("id", pa.string()), ("type", pa.string()), ("function", _FUNCTION_CALL)])
@@ -177,6 +178,15 @@ def canonical(record: dict) -> dict:
     if not changed:
         return record
     return {**record, "request": {**request, **changed}}
+
+
+def timestamps(strings: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """RFC 3339 timestamps (``timestamp`` as the layout holds it) as UTC microseconds: any
+    case of ``T`` / ``Z`` and fractions finer than a microsecond (a nanosecond clock's
+    ``.123456789``) are read too, the fraction cut to microseconds."""
+    upper = pc.utf8_upper(strings)
+    cut = pc.replace_substring_regex(upper, r"([.][0-9]{6})[0-9]+", r"\1")
+    return pc.cast(cut, pa.timestamp("us", tz="UTC"))
 
 
 def to_arrow(records: Iterable[dict]) -> pa.Table:
