@@ -86,11 +86,12 @@ class StartupTeam(Population):
         world, rng = self.world, self.rng
         start = world.window.day_start(day)
         for account in self.accounts:
+            if account.created_at >= start + DAY:
+                continue  # nobody works before they have an account
             for _ in range(poisson(rng, self._pace[account.account_id])):
                 if not self._sessions:
                     return
                 session = self._sessions.pop()
-                # Nobody works before they have an account.
                 begin = max(self._curve.sample(rng, start), account.created_at + 0.5 * HOUR)
                 if begin >= start + DAY + 6 * HOUR:
                     continue
