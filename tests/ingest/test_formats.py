@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import orjson
 import pytest
 
 from distillwatch.fingerprint.features import exchange_features
@@ -268,3 +269,68 @@ def test_a_line_without_ids_gets_one_from_its_content():
     later = to_exchange({**line, "timestamp": "2026-05-02T10:00:01Z"})
     assert check_exchange(one) is None and one["exchange_id"].startswith("dw-")
     assert one["exchange_id"] == again["exchange_id"] != later["exchange_id"]
+
+
+def litellm_payload(call_type: str, messages: object, **fields) -> dict:
+    """A LiteLLM StandardLoggingPayload as its logging integrations write it (abridged to
+    the fields distillwatch reads, plus a few it ignores)."""
+    return {
+        "id": "chatcmpl-9f2", "trace_id": "t-1", "litellm_call_id": "c0ffee",
+        "call_type": call_type, "stream": False, "response_cost": 0.0021, "status": "success",
+        "custom_llm_provider": "openai", "total_tokens": 70, "prompt_tokens": 50,
+        "completion_tokens": 20, "startTime": 1777716000.25, "endTime": 1777716001.5,
+        "completionStartTime": 1777716000.9, "model": "gpt-x-2026-04", "model_group": "gpt-x",
+        "api_base": "https://api.example.com/v1", "cache_hit": None, "request_tags": [],
+        "metadata": {"user_api_key_hash": "88dc28d0f030c5", "user_api_key_alias": "ci-bot",
+                     "user_api_key_user_id": "user-42", "user_api_key_team_id": "team-7",
+                     "user_api_key_org_id": None, "requester_ip_address": "198.51.100.7",
+                     "user_agent": "OpenAI/Python 1.99.1", "spend_logs_metadata": None},
+        "end_user": None, "requester_ip_address": "198.51.100.7",
+        "messages": messages, "model_parameters": {"temperature": 0.2, "max_tokens": 4096},
+        "response": {"id": "chatcmpl-9f2", "object": "chat.completion", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "Step 1 ..."},
+             "finish_reason": "stop"}], "usage": {"prompt_tokens": 50, "completion_tokens": 20}},
+        "error_str": None, "error_information": None, "hidden_params": {},
+        **fields,
+    }
+
+
+def test_litellm_logs_are_read_as_the_exchanges_they_record():
+    from distillwatch.ingest.readers import accept
+
+    chat = litellm_payload("acompletion", AGENT_CHAT["request"]["messages"], model_parameters={
+        "temperature": 0.2, "max_tokens": 4096, "tools": AGENT_CHAT["request"]["tools"]})
+    record, problem = accept(orjson.dumps(chat))
+    assert problem is None
+    assert (record["exchange_id"], record["account_id"], record["api_key_id"]) == (
+        "chatcmpl-9f2", "user-42", "88dc28d0f030c5")
+    assert (record["timestamp"], record["model"], record["operation"]) == (
+        "2026-05-02T10:00:00.250000Z", "gpt-x", "chat")
+    assert record["client"] == {"ip": "198.51.100.7", "user_agent": "OpenAI/Python 1.99.1"}
+    assert record["request"]["max_tokens"] == 4096 and record["response"]["status"] == 200
+    # Its fingerprints are those of the same call logged by the provider.
+    same = exchange_features([record, to_exchange(AGENT_CHAT)], b"k").to_pylist()
+    for name in SCAFFOLD:
+        assert same[0][name] == same[1][name], name
+
+    # The account falls back to the team; other call types speak their own wire format.
+    teams = {**chat["metadata"], "user_api_key_user_id": None}
+    text = litellm_payload("atext_completion", [{"role": "user", "content": "Q: 2+2?\nA:"}],
+                           metadata=teams, status="failure",
+                           error_information={"error_code": "429", "error_class": "RateLimit"})
+    record, problem = accept(orjson.dumps(text))
+    assert problem is None and record["account_id"] == "team-7"
+    assert record["operation"] == "completions" and record["response"]["status"] == 429
+    assert record["request"]["messages"] == [{"role": "user", "content": "Q: 2+2?\nA:"}]
+    responses = litellm_payload("aresponses", "Grade this answer from 1 to 10: ...")
+    record, problem = accept(orjson.dumps(responses))
+    assert problem is None and record["operation"] == "responses"
+    assert record["request"]["messages"] == [
+        {"role": "user", "content": "Grade this answer from 1 to 10: ..."}]
+    claude = litellm_payload("anthropic_messages", AGENT_ANTHROPIC["request"]["messages"],
+                             model_parameters={"max_tokens": 4096, "tools": AGENT_ANTHROPIC[
+                                 "request"]["tools"], "system": "You are a coding agent."})
+    record, problem = accept(orjson.dumps(claude))
+    assert problem is None and record["operation"] == "messages"
+    assert exchange_features([record], b"k").to_pylist()[0]["tools_hash"] == \
+        same[0]["tools_hash"]

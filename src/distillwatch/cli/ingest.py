@@ -54,7 +54,9 @@ def ingest_command(
 ) -> None:
     """Validate, fingerprint and store API logs; bad records go to the rejects file.
 
-    Reads Exchange JSONL (plain, .gz, .zst) and Parquet. Every record that cannot be read is
+    Reads Exchange JSONL (plain, .gz, .zst) and Parquet, provider request logs (OpenAI Chat
+    Completions / Responses / Completions, Anthropic Messages: one request and answer a line)
+    and LiteLLM's StandardLoggingPayload records. Every record that cannot be read is
     written to the rejects file with its file, line or row and the reason (with a masked
     excerpt, never prompt text). Raw prompt text is not stored: only keyed fingerprints.
     Appends to the store: exchanges already stored are not stored again, and a file read by

@@ -304,7 +304,8 @@ def scan_command(
 ) -> None:
     """Find distillation campaigns in API logs: accounts, volumes, dates, capabilities, why.
 
-    Reads Exchange JSONL (plain, .gz, .zst) and Parquet, and OpenAI / Anthropic request logs.
+    Reads Exchange JSONL (plain, .gz, .zst) and Parquet, OpenAI / Anthropic request logs and
+    LiteLLM's StandardLoggingPayload records.
     Every record that cannot be read goes to OUT/rejected.jsonl with its file, line and the
     reason. Prints one line per campaign, e.g. "C-0001: 412,300 exchanges from 1,204
     accounts, 2026-04-22 → 2026-06-05, targeting coding 41%, agentic tool use 33%;

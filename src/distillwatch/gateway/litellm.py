@@ -109,16 +109,10 @@ from distillwatch.gateway.errors import (
 )
 from distillwatch.gateway.identity import key_id_of_digest
 from distillwatch.gateway.sink import Seen
+from distillwatch.ingest.formats import API_BY_CALL_TYPE  # other call types: checked, not logged
 
 logger = logging.getLogger(__name__)
 
-# LiteLLM call types -> the gateway's API names (other call types are checked, not logged).
-API_BY_CALL_TYPE = {
-    "completion": "openai_chat", "acompletion": "openai_chat",
-    "text_completion": "openai_completions", "atext_completion": "openai_completions",
-    "responses": "openai_responses", "aresponses": "openai_responses",
-    "anthropic_messages": "anthropic_messages",
-}
 ACCOUNT_FIELDS = ("user_id", "team_id", "org_id", "end_user_id")
 # The gateway's GatewayConfig wants an upstream; LiteLLM does the forwarding, so none is used.
 _NO_UPSTREAM = "http://litellm-adapter.invalid"

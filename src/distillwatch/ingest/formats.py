@@ -9,7 +9,8 @@ identity and network the gateway saw:
      "request": {...},                                # the request body
      "response": {...}}                               # the response body
 
-The body decides the dialect: OpenAI Chat Completions (``messages``), OpenAI Responses
+LiteLLM's ``StandardLoggingPayload`` records are read too (:func:`litellm_line`). The body
+decides the dialect: OpenAI Chat Completions (``messages``), OpenAI Responses
 (``input`` / ``instructions``), Anthropic Messages (top-level ``system``, ``thinking`` or a
 ``content`` list in the response), OpenAI's legacy Completions (``prompt`` and no
 ``messages``).
@@ -26,6 +27,63 @@ import orjson
 def is_provider_log(record: dict) -> bool:
     """True for a request/response log line rather than an Exchange record."""
     return "exchange_id" not in record and isinstance(record.get("request"), dict)
+
+
+# LiteLLM call types -> the wire format they speak (other call types are not exchanges).
+API_BY_CALL_TYPE = {
+    "completion": "openai_chat", "acompletion": "openai_chat",
+    "text_completion": "openai_completions", "atext_completion": "openai_completions",
+    "responses": "openai_responses", "aresponses": "openai_responses",
+    "anthropic_messages": "anthropic_messages",
+}
+# Who the account is in a LiteLLM log, tried in order (the LiteLLM adapter's default, then
+# wider groupings): the key's user, team, organisation, end user.
+LITELLM_ACCOUNT_FIELDS = ("user_api_key_user_id", "user_api_key_team_id",
+                          "user_api_key_org_id", "user_api_key_end_user_id")
+
+
+def is_litellm_log(record: dict) -> bool:
+    """True for a LiteLLM ``StandardLoggingPayload``: what its logging integrations (S3, GCS,
+    a custom callback's ``kwargs["standard_logging_object"]``) write for each call."""
+    return ("exchange_id" not in record and "call_type" in record
+            and "model_parameters" in record and "startTime" in record)
+
+
+def litellm_line(payload: dict) -> dict:
+    """A LiteLLM ``StandardLoggingPayload`` as a provider log line (see the module's
+    docstring): the request rebuilt from ``messages`` and ``model_parameters`` in the wire
+    format of its call type; the account from the key's metadata
+    (:data:`LITELLM_ACCOUNT_FIELDS`); the key id is LiteLLM's hash of the key."""
+    meta = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
+    api = API_BY_CALL_TYPE.get(payload.get("call_type"), "openai_chat")
+    body = dict(payload.get("model_parameters") or {})
+    body["model"] = payload.get("model_group") or payload.get("model")
+    messages = payload.get("messages")
+    if api == "openai_completions":
+        body["prompt"] = messages[-1].get("content") if (
+            isinstance(messages, list) and messages and isinstance(messages[-1], dict)
+        ) else messages
+    elif api == "openai_responses":
+        body["input"] = messages
+    else:
+        body["messages"] = ([{"role": "user", "content": messages}]
+                            if isinstance(messages, str) else messages)
+    response = payload.get("response")
+    error = payload.get("error_information") or {}
+    code = str(error.get("error_code") or "")
+    return {
+        "request_id": payload.get("id") or payload.get("litellm_call_id"),
+        "timestamp": _epoch(payload.get("startTime")),
+        "account_id": next((meta[f] for f in LITELLM_ACCOUNT_FIELDS if meta.get(f)), None)
+        or payload.get("end_user"),
+        "api_key_id": meta.get("user_api_key_hash"),
+        "client_ip": payload.get("requester_ip_address") or meta.get("requester_ip_address"),
+        "user_agent": payload.get("user_agent") or meta.get("user_agent"),
+        "status": 200 if payload.get("status") == "success" else
+        int(code) if code.isdigit() else 500,
+        "request": body, "response": response if isinstance(response, dict) else {},
+        "source_format": api,
+    }
 
 
 def dialect(record: dict) -> str:
@@ -237,10 +295,14 @@ def _line_id(record: dict) -> str:
 def to_exchange(record: dict) -> dict:
     """The Exchange record of a provider log line (validated afterwards like any other).
 
+    The line's ``source_format``, when it names one, is its wire format; else the body
+    tells.
+
     The exchange id is the line's ``request_id``, else the answer's ``id``, else its
     ``id``, else a hash of the line (:func:`_line_id`).
     """
-    kind = dialect(record)
+    given = record.get("source_format")
+    kind = given if given in _CONVERTERS else dialect(record)
     exchange = _CONVERTERS[kind](record)
     exchange["source_format"] = kind
     if exchange.get("exchange_id") is None:

@@ -20,7 +20,12 @@ import orjson
 import pyarrow.parquet as pq
 import zstandard
 
-from distillwatch.ingest.formats import is_provider_log, to_exchange
+from distillwatch.ingest.formats import (
+    is_litellm_log,
+    is_provider_log,
+    litellm_line,
+    to_exchange,
+)
 from distillwatch.ingest.rejects import RejectSink
 from distillwatch.ingest.validate import (
     canonical_timestamp,
@@ -95,7 +100,9 @@ def accept(raw: bytes | dict) -> tuple[dict | None, tuple[str | None, str] | Non
     else:
         record = raw
         _decode_tool_parameters(record)
-    if isinstance(record, dict) and is_provider_log(record):
+    if isinstance(record, dict) and is_litellm_log(record):
+        record = to_exchange(litellm_line(record))
+    elif isinstance(record, dict) and is_provider_log(record):
         record = to_exchange(record)
     problem = check_exchange(record)
     if problem is not None:
