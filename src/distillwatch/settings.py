@@ -25,6 +25,9 @@ class LinkSettings:
             the account's exchanges ...
         scaffold_min_share: ... and at least this share of them (templated use, not a phrase
             that happens to recur).
+        scaffold_min_prompt_chars: Prompts shorter than this carry no scaffold: the frame
+            keys of a "Continue" or "Thanks!" (sent by everyone, all its keys at once) are
+            not counted as a shared template.
         max_block: A token shared by at most this many accounts compares every pair of its
             sharers ...
         pair_window: ... a token shared by more compares each sharer only with its neighbours
@@ -53,6 +56,7 @@ class LinkSettings:
 
     scaffold_min_uses: int = 2
     scaffold_min_share: float = 0.1
+    scaffold_min_prompt_chars: int = 40
     max_block: int = 256
     pair_window: int = 64
     network_sketch: int = 128

@@ -42,7 +42,7 @@ def exchange(account: str, i: int, *, ip: str, bands: list[int] | None = None,
                                                                     for b in range(16)],
         "line_hashes": [], "head_key": (bands or [h(account, 'head', i)])[0],
         "tail_key": h(account, "tail", i), "prompt_hash": h(account, i),
-        "system_hash": system, "user_turns": 1,
+        "system_hash": system, "user_turns": 1, "prompt_chars": 400,
     })
     return row
 
@@ -70,6 +70,33 @@ def ring(name: str, size: int, ips: list[str], bands: list[int], exchanges: int 
 def bystanders(count: int = 30) -> list[dict]:
     """Unrelated users, so that sharing among the accounts under test is unusual."""
     return [exchange(f"user{u}", i, ip=f"203.0.{u}.9") for u in range(count) for i in range(5)]
+
+
+def test_a_short_prompt_everyone_sends_is_no_shared_scaffold(engine):
+    # Eight colleagues (one card: identity) and eight others each send "Continue" in a third
+    # of their prompts: all its frame keys are the same, but no scaffold is shared. Eight
+    # others sharing a real template with the same card are linked.
+    continue_keys = [7000 + b for b in range(16)]
+
+    def people(name: str, payment_rows: int, keys: list[int]) -> list[dict]:
+        rows = []
+        for a in range(payment_rows):
+            for i in range(12):
+                row = exchange(f"{name}{a}", i, ip=f"203.0.{a + 40 * len(name)}.9")
+                if i % 3 == 0:
+                    row.update(band_keys=keys, head_key=keys[0], tail_key=keys[1],
+                               prompt_chars=8 if keys is continue_keys else 400)
+                rows.append(row)
+        return rows
+
+    rows = people("team", 8, continue_keys) + people("other", 8, continue_keys)
+    rows += people("ring", 8, TEMPLATE) + bystanders()
+    accounts = [account(f"{name}{a}", payment_fingerprint=f"pf-{name}")
+                for name in ("team", "ring") for a in range(8)]
+    load(engine, rows, accounts)
+    found = components(engine)
+    assert not any(a.startswith(("team", "other")) for a in found)
+    assert len({found[f"ring{a}"] for a in range(8)}) == 1
 
 
 def test_a_ring_rotating_ipv6_addresses_is_linked_by_its_64s(engine):

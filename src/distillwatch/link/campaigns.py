@@ -63,7 +63,8 @@ def link_accounts(engine: Engine, settings: LinkSettings,
                       clustered=engine.appends_in_place)
     exchanges = engine.frame(FEATURES).count()
     uses = engine.run_parts(scaffold_use_sqls(engine.dialect,
-                                              engine.parts_for(exchanges, PART_EXCHANGES)))
+                                              engine.parts_for(exchanges, PART_EXCHANGES),
+                                              settings.scaffold_min_prompt_chars))
     logger.info("link: %s has %d rows", uses.templated_name, uses.count())
     for steps in token_sqls(engine.dialect, settings):
         _run(engine, steps)

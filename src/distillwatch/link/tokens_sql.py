@@ -69,7 +69,8 @@ def frame_key_columns(dialect: Dialect) -> tuple[str, ...]:
             "tail_key")
 
 
-def scaffold_use_sqls(dialect: Dialect, parts: int = 1) -> list[list[SqlStep]]:
+def scaffold_use_sqls(dialect: Dialect, parts: int = 1,
+                      min_prompt_chars: int = 0) -> list[list[SqlStep]]:
     """Parts (``Engine.run_parts``) of steps that build ``SCAFFOLD_USES`` (account_id, key,
     uses: the account's exchanges carrying the key, templated: 1 where the key is a frame key
     (band, line, head, tail), 0 where it is only a system prompt or tool schema hash).
@@ -82,15 +83,19 @@ def scaffold_use_sqls(dialect: Dialect, parts: int = 1) -> list[list[SqlStep]]:
     Args:
         dialect: The engine's SQL.
         parts: How many shares of the accounts the counts run in.
+        min_prompt_chars: Frame keys of prompts shorter than this are not counted: a
+            "Continue" or "Thanks!" is sent by everyone, and all its keys (bands, line, head,
+            tail) would count as one shared scaffold of many keys.
     """
-    keys = [(column, 1) for column in frame_key_columns(dialect)]
-    keys += [("system_hash", 0), ("tools_hash", 0)]
+    short = f" AND prompt_chars >= {int(min_prompt_chars)}" if min_prompt_chars else ""
+    keys = [(column, 1, short) for column in frame_key_columns(dialect)]
+    keys += [("system_hash", 0, ""), ("tools_hash", 0, "")]
 
     def part(number: int) -> list[SqlStep]:
         mine = dialect.in_share("account_id", parts, number)
         union = " UNION ALL ".join(
             f"SELECT account_id, {column} AS key, {templated} AS templated FROM {FEATURES} "
-            f"WHERE {mine}" for column, templated in keys)
+            f"WHERE {mine}{where}" for column, templated, where in keys)
         return [SqlStep(f"""
 SELECT account_id, key, count(*) AS uses, max(templated) AS templated
 FROM ({union}) k WHERE key IS NOT NULL GROUP BY account_id, key
