@@ -91,6 +91,9 @@ def test_a_selection_of_columns_equals_the_same_columns_of_all(sample):
     ("2001:db8:1:2:a:b:c:d", "2001:db8:1:2::/64", "2001:db8:1::/48"),
     ("2001:0DB8:0001:0002::0009", "2001:db8:1:2::/64", "2001:db8:1::/48"),
     ("[2001:db8::1]", "2001:db8::/64", "2001:db8::/48"),
+    # A load balancer's log of the peer carries its port.
+    ("198.51.100.7:50312", "198.51.100.7", "198.51.100.0/24"),
+    ("[2001:db8:1:2::5]:443", "2001:db8:1:2::/64", "2001:db8:1::/48"),
     ("::ffff:198.51.100.7", "198.51.100.7", "198.51.100.0/24"),
     ("not-an-address", "not-an-address", None),
     ("a.b.c.d", "a.b.c.d", None),

@@ -8,13 +8,13 @@ import orjson
 import pytest
 
 from distillwatch.exceptions import DistillwatchConfigError
+from distillwatch.fingerprint.addresses import normalise_ip
 from distillwatch.gateway.identity import Identity, key_id, load_key_map
 from distillwatch.gateway.network import (
     UPSTREAM_ERRORS,
     ClientAddress,
     UpstreamPool,
     failure_kind,
-    normalise_ip,
 )
 
 from .conftest import KEY, chat_body, free_port, gz_lines

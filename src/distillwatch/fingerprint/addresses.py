@@ -8,8 +8,9 @@ another of its 2⁶⁴ addresses. So the host of an IPv6 client is its /64, and 
 (per-IP windows, campaigns' network indicators) read addresses through these functions, so
 both count and match the same things.
 
-IPv4-mapped IPv6 addresses (``::ffff:198.51.100.7``) are the IPv4 address they hold; text
-that is no address is its own host and has no block.
+IPv4-mapped IPv6 addresses (``::ffff:198.51.100.7``) are the IPv4 address they hold, a port
+(``198.51.100.7:5678``, ``[2001:db8::1]:443``, as load balancers log a peer) is not part of
+the address; text that is no address is its own host and has no block.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import re
 from functools import lru_cache
 
 __all__ = ["DOTTED_QUAD", "HOST_BITS_V6", "LAST_OCTET", "PREFIX_BITS_V6", "grains", "host_of",
-           "prefix_of"]
+           "normalise_ip", "prefix_of"]
 
 HOST_BITS_V6 = 64
 PREFIX_BITS_V6 = 48
@@ -32,19 +33,34 @@ LAST_OCTET = r"[.][0-9]+$"
 _dotted = re.compile(DOTTED_QUAD).match
 
 
+def normalise_ip(text: str) -> str | None:
+    """An address in canonical form, from ``1.2.3.4``, ``1.2.3.4:5678``, ``[::1]:80`` (as
+    load balancers log a peer), ``::ffff:1.2.3.4`` (IPv4-mapped: ``1.2.3.4``); or None."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:  # IPv4 with a port; IPv6 has several colons
+        text = text.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return str(address)
+
+
 @lru_cache(maxsize=65536)
 def grains(text: str) -> tuple[str, str | None]:
     """(host, block) of an address in text, see the module's docstring."""
     if _dotted(text):
         return text, text[:text.rfind(".")] + ".0/24"
-    try:
-        address = ipaddress.ip_address(text.strip("[]"))
-    except ValueError:
+    canonical = normalise_ip(text)
+    if canonical is None:
         return text, None
-    if address.version == 6 and address.ipv4_mapped is not None:
-        return grains(str(address.ipv4_mapped))
-    if address.version == 4:
-        return grains(str(address))
+    if ":" not in canonical:
+        return grains(canonical)
+    address = ipaddress.IPv6Address(canonical)
     host = ipaddress.IPv6Network((address, HOST_BITS_V6), strict=False)
     block = ipaddress.IPv6Network((address, PREFIX_BITS_V6), strict=False)
     return str(host), str(block)

@@ -46,7 +46,7 @@ from starlette.types import Receive, Scope, Send
 from yarl import URL
 
 from distillwatch.exceptions import DistillwatchConfigError, DistillwatchError
-from distillwatch.fingerprint.addresses import HOST_BITS_V6, host_of
+from distillwatch.fingerprint.addresses import HOST_BITS_V6, host_of, normalise_ip
 from distillwatch.gateway.decisions import (
     DECISION_KINDS,
     REFUSING,
@@ -72,7 +72,6 @@ from distillwatch.gateway.network import (
     ClientAddress,
     UpstreamPool,
     failure_kind,
-    normalise_ip,
 )
 from distillwatch.gateway.sink import ExchangeSink, Seen, decode_body
 from distillwatch.gateway.state import Addition, LocalState, RedisState, StateUnavailable

@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 
 from distillwatch.exceptions import DistillwatchConfigError
+from distillwatch.fingerprint.addresses import normalise_ip
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _CACHE_SIZE = 65_536  # addresses whose trust is remembered (one small entry each)
@@ -45,22 +46,6 @@ def parse_networks(cidrs: Iterable[str]) -> tuple[_Network, ...]:
                 f"--trusted-proxy {text!r} is not an IP address or CIDR (e.g. 10.0.0.0/8)"
             ) from None
     return tuple(out)
-
-
-def normalise_ip(text: str) -> str | None:
-    """An address in canonical form, from ``1.2.3.4``, ``1.2.3.4:5678``, ``[::1]:80``; or None."""
-    text = text.strip()
-    if text.startswith("["):
-        text = text[1:].partition("]")[0]
-    elif text.count(":") == 1:  # IPv4 with a port; IPv6 has several colons
-        text = text.partition(":")[0]
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return str(address)
 
 
 class ClientAddress:
