@@ -334,3 +334,9 @@ def test_litellm_logs_are_read_as_the_exchanges_they_record():
     assert problem is None and record["operation"] == "messages"
     assert exchange_features([record], b"k").to_pylist()[0]["tools_hash"] == \
         same[0]["tools_hash"]
+
+
+def test_a_line_without_an_account_is_its_keys():
+    line = {k: v for k, v in OPENAI_CHAT.items() if k != "account_id"}
+    e = to_exchange(line)
+    assert check_exchange(e) is None and e["account_id"] == e["api_key_id"] == "key-7"

@@ -4,7 +4,7 @@ Accepted: one JSON object per line holding the API call as sent and answered, wi
 identity and network the gateway saw:
 
     {"timestamp": "2026-05-02T10:00:00Z",            # or epoch s / ms, or response "created"
-     "account_id": "org-42",                          # or "organization" / "user_id"
+     "account_id": "org-42",                          # or "organization" / "user_id" / key
      "api_key_id": "key-7", "client_ip": "198.51.100.7", "user_agent": "OpenAI/Python 1.99",
      "request": {...},                                # the request body
      "response": {...}}                               # the response body
@@ -121,8 +121,9 @@ def _base(record: dict, operation: str) -> dict:
     return {
         "exchange_id": record.get("request_id") or response.get("id") or record.get("id"),
         "timestamp": _when(record),
+        # Without an account, the key is the account (as the gateway's exchange log does).
         "account_id": record.get("account_id") or record.get("organization")
-        or record.get("user_id"),
+        or record.get("user_id") or record.get("api_key_id"),
         "api_key_id": record.get("api_key_id"),
         "model": request.get("model") or response.get("model"),
         "operation": operation,
