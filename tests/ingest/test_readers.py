@@ -146,3 +146,38 @@ def test_every_timestamp_form_validation_accepts_is_fingerprinted(stamps):
     assert not outcome.rejects
     got = [t.isoformat() for t in outcome.features.column("ts").to_pylist()]
     assert got == [f"{instant}+00:00" for instant in stamps.values()]
+
+
+def test_json_documents_of_records_are_read_and_others_skipped(tmp_path):
+    from tests.ingest.test_formats import OPENAI_CHAT, litellm_payload
+
+    from distillwatch.ingest.readers import sniff_kind
+
+    logs = tmp_path / "logs"
+    (logs / "litellm" / "2026-05-02").mkdir(parents=True)
+    # LiteLLM's bucket logging: one call per object, on one line or pretty-printed.
+    for n in range(2):
+        payload = litellm_payload("acompletion", [{"role": "user", "content": f"q{n}"}],
+                                  id=f"call-{n}")
+        (logs / "litellm" / "2026-05-02" / f"time-10-00-0{n}_{n}.json").write_text(
+            json.dumps(payload, indent=2 if n else None))
+    # An export: an array of provider log lines, plain and gzipped.
+    export = [{**OPENAI_CHAT, "request_id": f"req-{n}"} for n in range(3)]
+    (logs / "export.json").write_text(json.dumps(export))
+    with gzip.open(logs / "export-2.json.gz", "wt") as handle:
+        json.dump([{**OPENAI_CHAT, "request_id": f"req-{n}"} for n in range(3, 5)], handle)
+    # Not logs: a world's labels, a scan's accounts.
+    (logs / "labels.json").write_text(json.dumps({"accounts": {}, "campaigns": {}}, indent=2))
+    (logs / "accounts.jsonl").write_text(json.dumps(
+        {"account_id": "a", "score": 0.1, "decision": "allow", "reasons": []}) + "\n")
+    kinds = {p.name: sniff_kind(p) for p in input_files([logs])}
+    assert kinds == {"time-10-00-00_0.json": "exchanges", "time-10-00-01_1.json": "exchanges",
+                     "export.json": "exchanges", "export-2.json.gz": "exchanges",
+                     "labels.json": "other", "accounts.jsonl": "other"}
+    ids = []
+    for path in input_files([logs]):
+        if kinds[path.name] == "exchanges":
+            stats, records, rejects = run(path, tmp_path)
+            ids += [r["exchange_id"] for r in records]
+            assert stats.rejected == 0 and not rejects, path
+    assert sorted(ids) == ["call-0", "call-1", "req-0", "req-1", "req-2", "req-3", "req-4"]

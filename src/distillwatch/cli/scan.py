@@ -79,8 +79,9 @@ def run_scan(logs: list[Path], out: Path, *, accounts: list[Path] = (), store: P
             account_files.append(path)
         else:
             stats = FileStats(str(path), read=1, rejected=1)
-            sink.add(str(path), "whole file", "file skipped: a JSON document, not JSONL or "
-                     "Parquet logs (pass --format exchange_jsonl to read it anyway)")
+            sink.add(str(path), "whole file", "file skipped: it holds no exchange or account "
+                     "records (a JSON document such as labels.json, or a scan's output); pass "
+                     "--format exchange_jsonl to read it anyway")
             files_stats.append(stats)
     engine = DuckDBEngine(store, memory_limit=memory_limit, threads=threads)
     try:

@@ -206,16 +206,17 @@ def sniff_kind(path: Path) -> str:
 
     Parquet parts and JSONL whose first record looks like an Exchange or provider log line
     are exchanges; a first record with an ``account_id`` and account fields but no exchange
-    id is an account file; pretty-printed JSON documents (a world's ``labels.json``) are
-    ``other``. Unreadable first lines count as exchanges, so their records are rejected
-    with reasons rather than skipped.
+    id is an account file; a scan's ``accounts.jsonl`` and ``.json`` documents that hold no
+    Exchange, provider or LiteLLM record (a world's ``labels.json``) are ``other``; a
+    ``.json`` document of records (one object, or an array) is exchanges. Unreadable first
+    lines count as exchanges, so their records are rejected with reasons rather than
+    skipped.
     """
     if path.is_dir() or path.suffix == ".parquet":
         return "exchanges"
     if path.suffix == ".csv":
         return "accounts"
-    if path.suffix == ".json":
-        return "other"
+    document = path.suffix == ".json"
     try:
         for line in iter_lines(path):
             if line.strip():
@@ -228,4 +229,10 @@ def sniff_kind(path: Path) -> str:
     if isinstance(record, dict) and "exchange_id" not in record and "account_id" in record \
             and ACCOUNT_FILE_KEYS & set(record):
         return "accounts"
+    if isinstance(record, dict) and "exchange_id" not in record \
+            and {"account_id", "decision", "score"} <= set(record):
+        return "other"   # a scan's accounts.jsonl
+    if document and not (isinstance(record, dict) and (
+            "exchange_id" in record or is_provider_log(record) or is_litellm_log(record))):
+        return "other"   # a JSON document that holds no records (a world's labels.json)
     return "exchanges"

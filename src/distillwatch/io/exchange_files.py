@@ -37,8 +37,36 @@ def find_exchange_files(world_dir: Path) -> list[Path]:
         str(world_dir))
 
 
+# A JSON document (not JSON lines) is read whole up to this size: LiteLLM's bucket logging
+# writes one call per ``.json`` object, exports write arrays of records.
+DOCUMENT_MAX_BYTES = 512 * 1024 * 1024
+
+
+def _is_document(path: Path) -> bool:
+    name = path.name.removesuffix(".gz").removesuffix(".zst")
+    return name.endswith(".json")
+
+
 def iter_lines(path: Path) -> Iterator[bytes]:
-    """Raw lines of a plain, ``.gz`` or ``.zst`` file, streamed."""
+    """Raw lines of a plain, ``.gz`` or ``.zst`` file, streamed.
+
+    A ``.json`` file holding one JSON document gives one line per record: the object itself,
+    or each item of an array (files that are JSON lines after all are read line by line).
+    """
+    if _is_document(path) and path.stat().st_size <= DOCUMENT_MAX_BYTES:
+        data = b"".join(_raw_lines(path))
+        try:
+            document = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            yield from data.splitlines(keepends=True)
+            return
+        for item in document if isinstance(document, list) else [document]:
+            yield orjson.dumps(item) + b"\n"
+        return
+    yield from _raw_lines(path)
+
+
+def _raw_lines(path: Path) -> Iterator[bytes]:
     if path.name.endswith(".gz"):
         with gzip.open(path, "rb") as handle:
             yield from handle
