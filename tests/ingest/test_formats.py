@@ -340,3 +340,19 @@ def test_a_line_without_an_account_is_its_keys():
     line = {k: v for k, v in OPENAI_CHAT.items() if k != "account_id"}
     e = to_exchange(line)
     assert check_exchange(e) is None and e["account_id"] == e["api_key_id"] == "key-7"
+
+
+def test_a_litellm_logs_key_is_named_as_the_gateway_names_it():
+    import hashlib
+
+    from distillwatch.gateway.identity import key_id
+    from distillwatch.ingest.readers import accept
+
+    token = "sk-litellm-virtual-key-7"
+    payload = litellm_payload("acompletion", [{"role": "user", "content": "hi"}])
+    payload["metadata"]["user_api_key_hash"] = hashlib.sha256(token.encode()).hexdigest()
+    named, _ = accept(orjson.dumps(payload), b"fingerprint-key")
+    assert named["api_key_id"] == key_id(b"fingerprint-key", token)      # serve's kid-…
+    unkeyed, _ = accept(orjson.dumps(payload))
+    assert unkeyed["api_key_id"] == payload["metadata"]["user_api_key_hash"]
+    assert token not in orjson.dumps(named).decode()

@@ -107,13 +107,13 @@ def _valid_rows(table: pa.Table) -> np.ndarray:
 
 
 def _record_path(raws: list[tuple[int, str, bytes | dict]], outcome: Outcome,
-                 since: datetime | None) -> list[dict]:
+                 since: datetime | None, key: bytes) -> list[dict]:
     from distillwatch.ingest.readers import accept
     from distillwatch.ingest.validate import parse_timestamp
 
     kept = []
     for row, location, raw in raws:
-        record, problem = accept(raw)
+        record, problem = accept(raw, key)
         if problem is not None:
             outcome.rejects.append((location, problem[1], problem[0],
                                     raw if isinstance(raw, bytes) else orjson.dumps(
@@ -184,7 +184,7 @@ def process_table(table: pa.Table, names: list[str], key: bytes,
         fast, rest = None, list(range(table.num_rows))
     rows = table.take(pa.array(rest, pa.int64())).to_pylist() if rest else []
     slow = _record_path([(i, names[i], row) for i, row in zip(rest, rows, strict=True)],
-                        outcome, since)
+                        outcome, since, key)
     outcome.features = _features(fast, slow, key)
     return outcome
 
@@ -228,7 +228,8 @@ def _jsonl(task: Task, key: bytes) -> Outcome:
         fast, rest = _split(table, names, outcome, task.since)
     else:
         fast, rest = None, list(range(len(task.lines)))
-    slow = _record_path([(i, names[i], task.lines[i][1]) for i in rest], outcome, task.since)
+    slow = _record_path([(i, names[i], task.lines[i][1]) for i in rest], outcome, task.since,
+                        key)
     outcome.features = _features(fast, slow, key)
     return outcome
 

@@ -19,9 +19,12 @@ decides the dialect: OpenAI Chat Completions (``messages``), OpenAI Responses
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 
 import orjson
+
+from distillwatch.gateway.identity import key_id_of_digest
 
 
 def is_provider_log(record: dict) -> bool:
@@ -42,6 +45,9 @@ LITELLM_ACCOUNT_FIELDS = ("user_api_key_user_id", "user_api_key_team_id",
                           "user_api_key_org_id", "user_api_key_end_user_id")
 
 
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
 def is_litellm_log(record: dict) -> bool:
     """True for a LiteLLM ``StandardLoggingPayload``: what its logging integrations (S3, GCS,
     a custom callback's ``kwargs["standard_logging_object"]``) write for each call."""
@@ -49,12 +55,17 @@ def is_litellm_log(record: dict) -> bool:
             and "model_parameters" in record and "startTime" in record)
 
 
-def litellm_line(payload: dict) -> dict:
+def litellm_line(payload: dict, key: bytes | None = None) -> dict:
     """A LiteLLM ``StandardLoggingPayload`` as a provider log line (see the module's
     docstring): the request rebuilt from ``messages`` and ``model_parameters`` in the wire
     format of its call type; the account from the key's metadata
-    (:data:`LITELLM_ACCOUNT_FIELDS`); the key id is LiteLLM's hash of the key."""
+    (:data:`LITELLM_ACCOUNT_FIELDS`). The key id is the one ``serve`` and the LiteLLM adapter
+    give the key (``kid-``, from LiteLLM's SHA-256 of it and the fingerprint ``key``), or
+    LiteLLM's hash when no ``key`` is given."""
     meta = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
+    digest = meta.get("user_api_key_hash")
+    if key is not None and isinstance(digest, str) and _SHA256_HEX.fullmatch(digest):
+        digest = key_id_of_digest(key, digest)
     api = API_BY_CALL_TYPE.get(payload.get("call_type"), "openai_chat")
     body = dict(payload.get("model_parameters") or {})
     body["model"] = payload.get("model_group") or payload.get("model")
@@ -76,7 +87,7 @@ def litellm_line(payload: dict) -> dict:
         "timestamp": _epoch(payload.get("startTime")),
         "account_id": next((meta[f] for f in LITELLM_ACCOUNT_FIELDS if meta.get(f)), None)
         or payload.get("end_user"),
-        "api_key_id": meta.get("user_api_key_hash"),
+        "api_key_id": digest,
         "client_ip": payload.get("requester_ip_address") or meta.get("requester_ip_address"),
         "user_agent": payload.get("user_agent") or meta.get("user_agent"),
         "status": 200 if payload.get("status") == "success" else

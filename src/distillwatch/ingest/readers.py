@@ -81,8 +81,12 @@ def detect_format(path: Path) -> str:
     return "exchange_jsonl"
 
 
-def accept(raw: bytes | dict) -> tuple[dict | None, tuple[str | None, str] | None]:
+def accept(raw: bytes | dict, key: bytes | None = None
+           ) -> tuple[dict | None, tuple[str | None, str] | None]:
     """One raw record (a JSONL line or a Parquet row) as a valid Exchange, or its problem.
+
+    ``key`` (the fingerprint key) names the API keys of LiteLLM logs as the gateway and the
+    LiteLLM adapter do (``kid-…``); without it they keep LiteLLM's hash.
 
     Returns:
         (record, None) for a valid record (provider log lines converted, over-long text
@@ -101,7 +105,7 @@ def accept(raw: bytes | dict) -> tuple[dict | None, tuple[str | None, str] | Non
         record = raw
         _decode_tool_parameters(record)
     if isinstance(record, dict) and is_litellm_log(record):
-        record = to_exchange(litellm_line(record))
+        record = to_exchange(litellm_line(record, key))
     elif isinstance(record, dict) and is_provider_log(record):
         record = to_exchange(record)
     problem = check_exchange(record)
