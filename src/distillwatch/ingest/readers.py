@@ -33,7 +33,7 @@ from distillwatch.ingest.validate import (
     check_exchange,
     parse_timestamp,
 )
-from distillwatch.io import iter_lines
+from distillwatch.io import is_json_document, iter_lines
 
 logger = logging.getLogger(__name__)
 FORMATS = ("exchange_jsonl", "exchange_parquet")
@@ -220,7 +220,7 @@ def sniff_kind(path: Path) -> str:
         return "exchanges"
     if path.suffix == ".csv":
         return "accounts"
-    document = path.suffix == ".json"
+    document = is_json_document(path)
     try:
         for line in iter_lines(path):
             if line.strip():

@@ -42,7 +42,8 @@ def find_exchange_files(world_dir: Path) -> list[Path]:
 DOCUMENT_MAX_BYTES = 512 * 1024 * 1024
 
 
-def _is_document(path: Path) -> bool:
+def is_json_document(path: Path) -> bool:
+    """True for a ``.json`` file (plain, ``.gz`` or ``.zst``): one JSON document, not lines."""
     name = path.name.removesuffix(".gz").removesuffix(".zst")
     return name.endswith(".json")
 
@@ -53,7 +54,7 @@ def iter_lines(path: Path) -> Iterator[bytes]:
     A ``.json`` file holding one JSON document gives one line per record: the object itself,
     or each item of an array (files that are JSON lines after all are read line by line).
     """
-    if _is_document(path) and path.stat().st_size <= DOCUMENT_MAX_BYTES:
+    if is_json_document(path) and path.stat().st_size <= DOCUMENT_MAX_BYTES:
         data = b"".join(_raw_lines(path))
         try:
             document = orjson.loads(data)

@@ -116,7 +116,7 @@ GROUP BY m.campaign_id, f.client_asn, coalesce(f.client_asn_kind, 'unknown')
     return [SqlStep(sql, "__dw__scan_networks")]
 
 
-def prefixes_sql(dialect: Dialect) -> list[SqlStep]:
+def prefixes_sql() -> list[SqlStep]:
     """Network blocks (IPv4 /24, IPv6 /48) that several accounts of a campaign send from."""
     sql = f"""
 SELECT m.campaign_id, f.client_prefix AS prefix,

@@ -90,7 +90,7 @@ def build_campaigns(engine: Engine, ids: np.ndarray, campaign_of: np.ndarray,
                                                 "__dw__scan_capabilities"))
     daily = _run(engine, q.daily_sql(dialect))
     networks = _run(engine, q.networks_sql())
-    prefixes = _run(engine, q.prefixes_sql(dialect))
+    prefixes = _run(engine, q.prefixes_sql())
     countries = _run(engine, q.breakdown_sql("client_country", "country", "??",
                                              "__dw__scan_countries"))
     models = _run(engine, q.breakdown_sql("model", "model", "unknown", "__dw__scan_models"))
